@@ -1,0 +1,34 @@
+# fgbg: two commands on a fresh machine: `make demo` and `make test`.
+# Both install what they need into a local virtual environment (.venv) first; a second call reuses it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= .fgbg-demo
+
+.PHONY: demo test test-slow bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/fgbg sample $(DEMO)/sample --quiet >/dev/null
+	@$(BIN)/fgbg run $(DEMO)/sample/driving.mp4 --ref $(DEMO)/sample/person.png \
+		-w $(DEMO)/work -o $(DEMO)/out.mp4
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(DEMO) .fgbg .pytest_cache

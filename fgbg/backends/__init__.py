@@ -1,0 +1,70 @@
+"""Registries of named backends, one per capability, imported lazily.
+
+Each entry maps a backend name to "module:Class" and the model artifacts (models.lock names) it
+needs. `auto` picks the first backend in preference order whose artifacts are all present; the
+weight-free backends need none, so `auto` always finds one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    target: str  # "module:Class"
+    artifacts: tuple[str, ...] = ()  # models.lock entries it loads
+
+
+# preference order: best first (heavy backends are added in front by later issues)
+REGISTRY: dict[str, dict[str, BackendSpec]] = {
+    "pose": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose")},
+    "segment": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter")},
+    "track": {"lk": BackendSpec("fgbg.backends.lk:LKTracker")},
+    "generate": {"warp": BackendSpec("fgbg.backends.warp:WarpGenerator")},
+}
+
+OPTION = {"pose": "--pose-backend", "segment": "--seg-backend", "track": "--tracker",
+          "generate": "--backend"}
+
+
+def _present(artifacts: tuple[str, ...]) -> bool:
+    if not artifacts:
+        return True
+    from ..weights import load_lock, state
+
+    lock = load_lock()
+    return all(name in lock and state(lock[name]) == "present" for name in artifacts)
+
+
+def resolve(kind: str, name: str) -> tuple[str, dict[str, str]]:
+    """Backend name (auto resolved) and {artifact: sha256} of the weights it will use."""
+    choices = REGISTRY[kind]
+    if name == "auto":
+        for cand, spec in choices.items():
+            if _present(spec.artifacts):
+                name = cand
+                break
+    if name not in choices:
+        raise InputError(f"unknown {kind} backend '{name}'",
+                         cause=f"this version of fgbg has: auto, {', '.join(choices)}",
+                         hint=f"use {OPTION[kind]} with one of: auto, {', '.join(choices)}")
+    models: dict[str, str] = {}
+    spec = choices[name]
+    if spec.artifacts:
+        from ..weights import load_lock, require
+
+        lock = load_lock()
+        for art in spec.artifacts:
+            require(art)
+            models[art] = lock[art].sha256
+    return name, models
+
+
+def build(kind: str, name: str, params):
+    """Construct a backend by (resolved) name. Constructing never downloads."""
+    module, cls = REGISTRY[kind][name].target.split(":")
+    return getattr(importlib.import_module(module), cls)(params)

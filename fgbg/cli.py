@@ -1,0 +1,356 @@
+"""The `fgbg` command line: one thin command per stage, plus run, sample and models.
+
+stdout carries only the result path of each command; progress, logs and the summary go to stderr.
+Heavy modules are imported inside the commands so `fgbg --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import FgbgError, InputError, Interrupted
+from .params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams, field_help
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Animate a person photo with a driving video; the background moves as the "
+                       "driving video's background moves.")
+models_app = typer.Typer(no_args_is_help=True, help="Model artifacts pinned in models.lock.")
+app.add_typer(models_app, name="models")
+
+_P, _S, _T, _G, _O = (field_help(c) for c in (PoseParams, SegmentParams, TrackParams, GenerateParams,
+                                               StitchParams))
+
+# ---- shared options ---------------------------------------------------------------------------
+Video = Annotated[Path, typer.Argument(help="driving video (mp4/mov/webm)", show_default=False)]
+Workdir = Annotated[Optional[Path], typer.Option("-w", "--workdir", help="work directory [default: .fgbg/<video stem>]")]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="debug logs and tracebacks")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="no progress or summary")]
+Preview = Annotated[bool, typer.Option("--preview", help="also write a preview video under <workdir>/previews/")]
+Force = Annotated[bool, typer.Option("--force", help="recompute this stage even if cached")]
+Ref = Annotated[Optional[Path], typer.Option("--ref", help="photo of the person to animate")]
+PoseBackend = Annotated[str, typer.Option("--pose-backend", help=_P["backend"])]
+SegBackend = Annotated[str, typer.Option("--seg-backend", help=_S["backend"])]
+Tracker = Annotated[str, typer.Option("--tracker", help=_T["backend"])]
+NumPoints = Annotated[int, typer.Option("--num-points", help=_T["num_points"])]
+GenBackend = Annotated[str, typer.Option("--backend", help=_G["backend"])]
+ClipLength = Annotated[int, typer.Option("--clip-length", help=_G["clip_length"])]
+Seed = Annotated[int, typer.Option("--seed", help=_G["seed"])]
+Width = Annotated[int, typer.Option("--width", help=_G["width"])]
+Height = Annotated[int, typer.Option("--height", help=_G["height"])]
+Retarget = Annotated[bool, typer.Option("--retarget/--no-retarget", help=_G["retarget"])]
+Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="output mp4 [default: <video stem>.fgbg.mp4]")]
+Crf = Annotated[int, typer.Option("--crf", help=_O["crf"])]
+
+STAGES = ("ref", "pose", "segment", "track-bg", "generate", "stitch")
+
+
+def _fail(err: FgbgError, verbose: bool) -> None:
+    if verbose:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    for line in err.lines():
+        print(line, file=sys.stderr)
+    raise typer.Exit(err.exit_code)
+
+
+def guarded(fn):
+    """Errors become `error:/cause:/hint:` lines and the exit code DESIGN.md gives."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        verbose = bool(kwargs.get("verbose"))
+
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, on_term)
+        try:
+            return fn(*args, **kwargs)
+        except FgbgError as err:
+            _fail(err, verbose)
+        except KeyboardInterrupt:
+            _fail(Interrupted("interrupted", cause="Ctrl-C or a termination signal",
+                              hint="rerun the same command: finished stages and clips are kept and it resumes"),
+                  verbose)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug or an unexpected failure inside a stage
+            if verbose:
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            print(f"error: a stage failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print("cause: an unexpected error inside fgbg or a library it uses", file=sys.stderr)
+            print("hint: rerun with -v for the traceback; cached results so far are kept", file=sys.stderr)
+            raise typer.Exit(1)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return wrapper
+
+
+def _check_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"unknown device '{device}'", cause="fgbg runs on auto, cpu or cuda",
+                         hint="use --device auto")
+    return device
+
+
+def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, verbose=False, quiet=False,
+         force=(), pose=None, segment=None, track=None, generate=None, stitch=None, device="auto"):
+    from .report import Reporter
+    from .stages.base import Job
+    from .video import probe
+    from .workdir import Workdir as WD
+
+    _check_device(device)
+    info = probe(video)
+    report = Reporter(verbose=verbose, quiet=quiet)
+    if max(info.width, info.height) > 1280:
+        from .stages.base import processing_size
+
+        pw, ph = processing_size(info.width, info.height)
+        report.warn(f"{info.width}x{info.height} is very large: processing at {pw}x{ph}; "
+                    f"the output keeps {info.width}x{info.height}")
+    root = workdir if workdir is not None else Path(".fgbg") / Path(video).stem
+    kw = {k: v for k, v in dict(pose=pose, segment=segment, track=track, generate=generate,
+                               stitch=stitch).items() if v is not None}
+    return Job(video=info, workdir=WD(root), ref_path=ref, force=frozenset(force), report=report, **kw)
+
+
+def _track_params(tracker: str, num_points: int) -> TrackParams:
+    if not 5 <= num_points <= 50:
+        raise InputError(f"--num-points {num_points} is out of range",
+                         cause="the method uses 5 to 50 background tracks",
+                         hint="use --num-points 32 (any value from 5 to 50)")
+    return TrackParams(backend=tracker, num_points=num_points)
+
+
+def _write_preview(job, stage: str) -> None:
+    from .preview import write_preview
+
+    path = write_preview(job, stage)
+    job.report.info(f"preview: {path}")
+
+
+# ---- stage commands ---------------------------------------------------------------------------
+@app.command("extract-pose")
+@guarded
+def extract_pose(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "auto",
+                 preview: Preview = False, force: Force = False, device: Device = "auto",
+                 verbose: Verbose = False, quiet: Quiet = False):
+    """Whole-body keypoints (133, COCO-WholeBody) and DWPose-style pose maps of the driving video."""
+    from .stages import pose as stage
+
+    job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["pose"] if force else [],
+               pose=PoseParams(backend=pose_backend), device=device)
+    with job.workdir:
+        rec = stage.record(job)
+        if preview:
+            _write_preview(job, "pose")
+    job.report.summary()
+    print(rec.folder / "pose.npz")
+
+
+@app.command("segment")
+@guarded
+def segment(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "auto",
+            seg_backend: SegBackend = "auto", preview: Preview = False, force: Force = False,
+            device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
+    """Person masks (person = 1) of the driving video."""
+    from .stages import segment as stage
+
+    job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["segment"] if force else [],
+               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               device=device)
+    with job.workdir:
+        rec = stage.record(job)
+        if preview:
+            _write_preview(job, "segment")
+    job.report.summary()
+    print(rec.folder / "masks")
+
+
+@app.command("track-bg")
+@guarded
+def track_bg(video: Video, workdir: Workdir = None, tracker: Tracker = "auto",
+             num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
+             seg_backend: SegBackend = "auto", preview: Preview = False, force: Force = False,
+             device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
+    """Sparse background point tracks (points on the person masked out)."""
+    from .stages import track as stage
+
+    job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["track-bg"] if force else [],
+               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               track=_track_params(tracker, num_points), device=device)
+    with job.workdir:
+        rec = stage.record(job)
+        if preview:
+            _write_preview(job, "track-bg")
+    job.report.summary()
+    print(rec.folder / "tracks.npz")
+
+
+def _gen_params(backend, clip_length, seed, width, height, retarget) -> GenerateParams:
+    return GenerateParams(backend=backend, clip_length=clip_length, seed=seed, width=width,
+                          height=height, retarget=retarget)
+
+
+@app.command("generate")
+@guarded
+def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: GenBackend = "auto",
+             clip_length: ClipLength = GenerateParams.clip_length, seed: Seed = GenerateParams.seed,
+             width: Width = 0, height: Height = 0, retarget: Retarget = True,
+             tracker: Tracker = "auto", num_points: NumPoints = TrackParams.num_points,
+             pose_backend: PoseBackend = "auto", seg_backend: SegBackend = "auto",
+             force: Force = False, device: Device = "auto", verbose: Verbose = False,
+             quiet: Quiet = False):
+    """Generate the output frames clip by clip (resumable)."""
+    from .stages import generate as stage
+    from .stages import reference
+
+    job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
+               force=["generate"] if force else [], pose=PoseParams(backend=pose_backend),
+               segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget), device=device)
+    reference.check(job)
+    stage.check(job)
+    with job.workdir:
+        rec = stage.record(job)
+    job.report.summary()
+    print(rec.folder / "clips")
+
+
+def _default_output(video: Path) -> Path:
+    return Path(f"{Path(video).stem}.fgbg.mp4")
+
+
+@app.command("stitch")
+@guarded
+def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir = None,
+           backend: GenBackend = "auto", clip_length: ClipLength = GenerateParams.clip_length,
+           seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
+           retarget: Retarget = True, tracker: Tracker = "auto",
+           num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
+           seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf,
+           force: Force = False, device: Device = "auto", verbose: Verbose = False,
+           quiet: Quiet = False):
+    """Join the clips into one H.264 mp4 with the driving video's audio."""
+    from .stages import reference
+    from .stages import stitch as stage
+
+    output = output or _default_output(video)
+    stage.check_output(output)
+    job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
+               force=["stitch"] if force else [], pose=PoseParams(backend=pose_backend),
+               segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget),
+               stitch=StitchParams(crf=crf), device=device)
+    reference.check(job)
+    with job.workdir:
+        out = stage.run(job, output)
+    job.report.summary()
+    print(out)
+
+
+@app.command("run")
+@guarded
+def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir = None,
+        backend: GenBackend = "auto", clip_length: ClipLength = GenerateParams.clip_length,
+        seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
+        retarget: Retarget = True, tracker: Tracker = "auto",
+        num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
+        seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf,
+        force: Annotated[list[str], typer.Option("--force", help=f"recompute a stage even if cached (repeatable): {', '.join(STAGES)}, all")] = [],
+        preview: Preview = False, device: Device = "auto", verbose: Verbose = False,
+        quiet: Quiet = False):
+    """Everything: pose, masks, background tracks, generation, stitching. Cached and resumable."""
+    from .stages import generate as gen_stage
+    from .stages import reference
+    from .stages import stitch as stage
+
+    bad = [f for f in force if f not in STAGES + ("all",)]
+    if bad:
+        raise InputError(f"unknown stage '{bad[0]}' for --force", cause=f"stages are {', '.join(STAGES)}",
+                         hint="e.g. --force track-bg, or --force all")
+    output = output or _default_output(video)
+    stage.check_output(output)
+    job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet, force=force,
+               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               track=_track_params(tracker, num_points),
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget),
+               stitch=StitchParams(crf=crf), device=device)
+    reference.check(job)
+    gen_stage.check(job)
+    with job.workdir:
+        reference.record(job)  # a photo without a person fails before the video is processed
+        out = stage.run(job, output)
+        if preview:
+            for s in ("pose", "segment", "track-bg"):
+                _write_preview(job, s)
+    job.report.summary()
+    print(out)
+
+
+# ---- sample and models ------------------------------------------------------------------------
+@app.command("sample")
+@guarded
+def sample(folder: Annotated[Path, typer.Argument(help="folder to write driving.mp4, person.png, truth.npz")],
+           preset: Annotated[str, typer.Option("--preset", help="scene preset")] = "dance",
+           seed: Annotated[int, typer.Option("--seed")] = 0,
+           frames: Annotated[int, typer.Option("--frames", help="number of frames")] = 48,
+           size: Annotated[int, typer.Option("--size", help="width and height in pixels")] = 256,
+           verbose: Verbose = False, quiet: Quiet = False):
+    """Make the built-in procedural sample (driving video, reference photo, exact ground truth)."""
+    from .sample import make_sample
+
+    if frames < 2:
+        raise InputError(f"--frames {frames} is too few", cause="a video needs at least 2 frames",
+                         hint="use --frames 48")
+    if size < 64 or size > 2048:
+        raise InputError(f"--size {size} is out of range", cause="the sample is made at 64..2048 px",
+                         hint="use --size 256")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {folder}", cause=str(exc), hint="choose a writable folder") from exc
+    paths = make_sample(folder, preset=preset, seed=seed, num_frames=frames, width=size, height=size)
+    if not quiet:
+        print(f"sample: {paths.driving}  {paths.ref}  {paths.truth}", file=sys.stderr)
+    print(folder)
+
+
+@models_app.command("list")
+@guarded
+def models_list(verbose: Verbose = False):
+    """Every artifact in models.lock and its state on this machine."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .weights import list_table, models_dir
+
+    rows = list_table()
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("name", "backend", "size", "licence", "state", "path"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*[str(x) for x in r])
+    console = Console(stderr=False, highlight=False, width=200)
+    console.print(table)
+    print(f"models folder: {models_dir()}", file=sys.stderr)
+
+
+def main() -> None:
+    app(prog_name="fgbg")
+
+
+if __name__ == "__main__":
+    main()

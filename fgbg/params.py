@@ -1,0 +1,103 @@
+"""Every stage's parameters, with their defaults, in one place.
+
+The CLI reads these dataclasses (their field docstrings become --help text); it never repeats a
+default. Each stage's cache key hashes its parameters, so changing any field reruns that stage and
+everything downstream of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class PoseParams:
+    backend: str = "auto"
+    """pose backend: auto | mediapipe (weight-free) | dwpose (needs weights)"""
+    min_score: float = 0.3
+    """keypoints scored below this are treated as missing (drawing, person checks)"""
+    chunk: int = 32
+    """frames decoded and processed at a time"""
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    backend: str = "auto"
+    """segmentation backend: auto | mediapipe (weight-free) | sam (needs weights)"""
+    threshold: float = 0.5
+    """foreground probability above which a pixel belongs to the person"""
+    chunk: int = 32
+    """frames decoded and processed at a time"""
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    backend: str = "auto"
+    """background tracker: auto | lk (weight-free) | cotracker (needs weights)"""
+    num_points: int = 32
+    """background tracks kept (the paper uses 5 to 50)"""
+    min_points: int = 5
+    """re-seed new points when fewer than this many tracks are still visible"""
+    fb_threshold: float = 1.0
+    """forward-backward error (pixels, at processing size) above which a point is lost"""
+    mask_erode: int = 7
+    """pixels by which the background is shrunk away from the person before seeding"""
+    chunk: int = 32
+    """frames decoded and processed at a time"""
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    backend: str = "auto"
+    """generator: auto | warp (weight-free classical preview) | diffusion (needs weights)"""
+    clip_length: int = 16
+    """frames per clip; clip c>0 starts on the last frame of clip c-1 (one frame of overlap)"""
+    seed: int = 0
+    """base seed; clip c uses seed + c"""
+    width: int = 0
+    """output width in pixels (0: the driving video's processing width)"""
+    height: int = 0
+    """output height in pixels (0: the driving video's processing height)"""
+    retarget: bool = True
+    """move the driving pose onto the reference person's body proportions and position"""
+
+
+@dataclass(frozen=True)
+class StitchParams:
+    crf: int = 18
+    """H.264 constant rate factor (lower is better quality, bigger file)"""
+    audio: bool = True
+    """mux the driving video's audio track in when it has one"""
+
+
+def to_dict(params) -> dict:
+    return asdict(params)
+
+
+def field_help(cls) -> dict[str, str]:
+    """Field docstrings (the string literal after each field) as --help text."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    out: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                out[node.target.id] = nxt.value.value.strip()
+    return out
+
+
+__all__ = [
+    "PoseParams",
+    "SegmentParams",
+    "TrackParams",
+    "GenerateParams",
+    "StitchParams",
+    "to_dict",
+    "field_help",
+    "fields",
+    "field",
+]

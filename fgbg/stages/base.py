@@ -1,0 +1,123 @@
+"""The job a run works on, and the one routine every stage uses to run-or-reuse itself."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams, to_dict
+from ..report import Reporter, StageRow, Timer
+from ..video import VideoInfo
+from ..workdir import Record, Workdir, stage_key
+
+MAX_SIDE = 1280  # frames larger than this are processed downscaled ...
+PROCESS_SIDE = 1024  # ... to this long side; the output keeps the driving video's size
+
+
+def processing_size(width: int, height: int) -> tuple[int, int]:
+    """(W, H) at which the stages process frames: the video's own size unless it is very large."""
+    if max(width, height) <= MAX_SIDE:
+        return width, height
+    s = PROCESS_SIDE / max(width, height)
+    return max(2, round(width * s)), max(2, round(height * s))
+
+
+@dataclass
+class Job:
+    """One driving video (and optionally a reference photo) in one work directory."""
+
+    video: VideoInfo
+    workdir: Workdir
+    ref_path: Path | None = None
+    pose: PoseParams = field(default_factory=PoseParams)
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    track: TrackParams = field(default_factory=TrackParams)
+    generate: GenerateParams = field(default_factory=GenerateParams)
+    stitch: StitchParams = field(default_factory=StitchParams)
+    force: frozenset[str] = frozenset()
+    report: Reporter = field(default_factory=Reporter)
+    _keys: dict = field(default_factory=dict)
+    _video_hash: str | None = None
+
+    @property
+    def proc_size(self) -> tuple[int, int]:
+        return processing_size(self.video.width, self.video.height)
+
+    @property
+    def proc_scale(self) -> float:
+        """driving-video pixels per processing pixel"""
+        return self.video.width / self.proc_size[0]
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """(W, H) of the generated frames."""
+        w = self.generate.width or self.proc_size[0]
+        h = self.generate.height or self.proc_size[1]
+        return w, h
+
+    def video_hash(self) -> str:
+        if self._video_hash is None:
+            self._video_hash = self.workdir.file_hash(Path(self.video.path))
+        return self._video_hash
+
+    def memo_key(self, name: str, compute: Callable[[], str]) -> str:
+        if name not in self._keys:
+            self._keys[name] = compute()
+        return self._keys[name]
+
+
+def make_key(stage: str, version: int, params, inputs: dict, upstream: dict, models: dict,
+             extra: dict | None = None) -> str:
+    p = to_dict(params) if params is not None else {}
+    if extra:
+        p = {**p, **extra}
+    return stage_key(stage, version, p, inputs, upstream, models)
+
+
+def ensure(job: Job, stage: str, key: str, build: Callable[[Path], dict],
+           main_output: str) -> Record:
+    """Reuse the stage's completed result with this key, or build it into a temporary folder and
+    commit it atomically. `build(tmp_folder) -> meta` writes the outputs."""
+    wd = job.workdir
+    forced = stage in job.force or "all" in job.force
+    if not forced:
+        rec, reason = wd.completed(stage, key)
+        if rec is not None:
+            job.report.add(StageRow(stage, "cached", 0.0, str(rec.folder / main_output)))
+            job.report.debug(f"{stage}: cached ({key[:12]})")
+            return rec
+        job.report.debug(f"{stage}: {reason}")
+        if reason.startswith("cached file"):
+            job.report.warn(f"{stage}: {reason}; recomputing")
+    timer = Timer()
+    tmp = wd.begin(stage)
+    try:
+        meta = build(tmp) or {}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    rec = wd.commit(stage, tmp, key, meta)
+    job.report.add(StageRow(stage, "ran", timer.seconds, str(rec.folder / main_output),
+                            meta.get("summary", "")))
+    return rec
+
+
+def cover_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[float, float, float]:
+    """Scale and offset (s, ox, oy) mapping src pixels into a dst canvas that the scaled source
+    covers completely, centred (the overflow is cropped): x_dst = s * x_src + ox."""
+    s = max(dst_w / src_w, dst_h / src_h)
+    return s, (dst_w - s * src_w) / 2.0, (dst_h - s * src_h) / 2.0
+
+
+def apply_cover(image: np.ndarray, dst_w: int, dst_h: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    s, ox, oy = cover_transform(w, h, dst_w, dst_h)
+    m = np.array([[s, 0, ox], [0, s, oy]], np.float64)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, m, (dst_w, dst_h), flags=interp, borderMode=cv2.BORDER_REFLECT)

@@ -1,0 +1,136 @@
+"""generate: the output frames, clip by clip, resumable clip by clip.
+
+The clip plan is written first into `.generate.partial-<key>/`; each clip is committed as soon as it
+is made. A rerun after an interruption finds that folder (same key), keeps the finished clips and
+starts at the first missing one, so it ends with the same bytes as an uninterrupted run. When all
+clips exist, the completion record is written and the folder becomes `generate/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from .. import artifacts
+from ..backends import build, resolve
+from ..backends.base import ClipInputs, Reference
+from ..errors import InputError
+from ..report import StageRow, Timer
+from . import pose as pose_stage
+from . import reference as reference_stage
+from . import track as track_stage
+from .base import Job, cover_transform, make_key
+
+NAME = "generate"
+VERSION = 1
+OVERLAP = 1  # clip c > 0 starts on the last frame of clip c-1 (PAPER.md, condition concatenation)
+
+
+def check(job: Job) -> None:
+    p = job.generate
+    if p.clip_length < 2:
+        raise InputError(f"--clip-length {p.clip_length} is too short",
+                         cause="a clip continues from one frame of the previous clip, so it needs >= 2",
+                         hint="use --clip-length 16 (or any value >= 2)")
+    for what, v in (("--width", p.width), ("--height", p.height)):
+        if v < 0 or v == 1 or v > 4096:
+            raise InputError(f"{what} {v} is out of range", cause="sizes are 0 (auto) or 2..4096 pixels",
+                             hint=f"leave {what} out to use the driving video's size")
+
+
+def to_canvas(points: np.ndarray, src_size: tuple[int, int], canvas: tuple[int, int]) -> np.ndarray:
+    """Pixel x,y in the driving video -> pixel x,y on the output canvas (cover fit, centred)."""
+    s, ox, oy = cover_transform(src_size[0], src_size[1], canvas[0], canvas[1])
+    return (points * s + np.array([ox, oy], np.float32)).astype(np.float32)
+
+
+def record(job: Job):
+    check(job)
+    pose_rec = pose_stage.record(job)
+    track_rec = track_stage.record(job)
+    ref_rec = reference_stage.record(job)
+    name, models = resolve("generate", job.generate.backend)
+    w, h = job.canvas_size
+    key = make_key(NAME, VERSION, job.generate, {},
+                   {"pose": pose_rec.key, "track-bg": track_rec.key, "ref": ref_rec.key}, models,
+                   extra={"backend": name, "canvas": [w, h], "overlap": OVERLAP})
+    wd = job.workdir
+    if NAME not in job.force and "all" not in job.force:
+        rec, reason = wd.completed(NAME, key)
+        if rec is not None:
+            job.report.add(StageRow(NAME, "cached", 0.0, str(rec.folder / "clips")))
+            return rec
+    timer = Timer()
+    partial = wd.root / f".{NAME}.partial-{key[:16]}"
+    for stale in wd.root.glob(f".{NAME}.partial-*"):
+        if stale != partial or NAME in job.force or "all" in job.force:
+            shutil.rmtree(stale, ignore_errors=True)
+    clips_dir = partial / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+
+    plan_path = partial / "plan.json"
+    plan = None
+    if plan_path.is_file():
+        try:
+            plan = artifacts.ClipPlan.from_json(plan_path.read_text(), plan_path)
+        except artifacts.ArtifactError:
+            plan = None
+    if plan is None:
+        plan = artifacts.ClipPlan.make(job.video.num_frames, job.generate.clip_length, OVERLAP,
+                                       job.generate.seed, w, h, job.video.fps,
+                                       {"backend": name, "models": models})
+        artifacts.atomic_write_bytes(plan_path, plan.to_json().encode())
+
+    # conditions on the canvas
+    pose = artifacts.load_pose(pose_rec.folder / "pose.npz")
+    tracks = artifacts.load_tracks(track_rec.folder / "tracks.npz")
+    ref = artifacts.load_reference(ref_rec.folder / "ref.npz")
+    kps = to_canvas(pose.keypoints, pose.frame_size, (w, h))
+    if job.generate.retarget:
+        from ..pose.retarget import retarget
+
+        kps = retarget(kps, pose.scores, ref["keypoints"], ref["scores"], min_score=job.pose.min_score)
+    tr = to_canvas(tracks.tracks, tracks.frame_size, (w, h))
+    origin = np.where(tracks.visible[0][:, None], tr[0], np.nan).astype(np.float32)
+
+    from ..pose.draw import draw_pose_maps
+
+    gen = build("generate", name, job.generate)
+    gen.prepare(Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool)), w, h)
+    done_before = 0
+    prev = None
+    with job.report.progress(f"generate ({name})", len(plan.clips)) as advance:
+        for clip in plan.clips:
+            try:
+                frames = artifacts.load_clip(clips_dir, clip, w, h)
+                done_before += 1
+            except artifacts.ArtifactError:
+                sl = slice(clip.start, clip.stop)
+                frames = gen.generate_clip(ClipInputs(
+                    keypoints=kps[sl], scores=pose.scores[sl],
+                    pose_maps=draw_pose_maps(kps[sl], pose.scores[sl], w, h),
+                    tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
+                    prev_frame=prev, seed=clip.seed))
+                artifacts.save_clip(clips_dir, clip.index, frames)
+            prev = frames[-1]
+            advance(1)
+    rec = wd.commit(NAME, partial, key, {"backend": name, "clips": len(plan.clips)})
+    status = "resumed" if done_before else "ran"
+    detail = f"{name}, {len(plan.clips)} clips" + (f", {done_before} reused" if done_before else "")
+    job.report.add(StageRow(NAME, status, timer.seconds, str(rec.folder / "clips"), detail))
+    return rec
+
+
+def iter_frames(rec, size: tuple[int, int] | None = None):
+    """Frames of the whole video from committed clips, overlap frames dropped, in order."""
+    plan = artifacts.ClipPlan.from_json((rec.folder / "plan.json").read_text(), rec.folder / "plan.json")
+    for clip in plan.clips:
+        frames = artifacts.load_clip(rec.folder / "clips", clip, plan.width, plan.height)
+        if clip.index > 0:
+            frames = frames[plan.overlap:]
+        if size is not None and size != (plan.width, plan.height):
+            import cv2
+
+            frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames])
+        yield frames
