@@ -330,20 +330,21 @@ def sample(folder: Annotated[Path, typer.Argument(help="folder to write driving.
 
 @models_app.command("list")
 @guarded
-def models_list(verbose: Verbose = False):
-    """Every artifact in models.lock and its state on this machine."""
+def models_list(all_: Annotated[bool, typer.Option("--all", help="also list artifacts no backend loads")] = False,
+                verbose: Verbose = False):
+    """The artifacts in models.lock and their state on this machine (present/missing/corrupt)."""
     from rich.console import Console
     from rich.table import Table
 
     from .weights import list_table, models_dir
 
-    rows = list_table()
+    rows = list_table() if all_ else list_table(roles=("required", "optional", "training"))
     table = Table(show_edge=False, header_style="bold")
     for col in ("name", "backend", "size", "licence", "state", "path"):
         table.add_column(col)
     for r in rows:
         table.add_row(*[str(x) for x in r])
-    console = Console(stderr=False, highlight=False, width=200)
+    console = Console(stderr=False, highlight=False)
     console.print(table)
     print(f"models folder: {models_dir()}", file=sys.stderr)
 

@@ -22,8 +22,12 @@ from . import reference as reference_stage
 from . import track as track_stage
 from .base import Job, cover_transform, make_key
 
+import os
+import time
+
 NAME = "generate"
 VERSION = 1
+_DELAY = float(os.environ.get("FGBG_CLIP_DELAY_S", "0") or 0)
 OVERLAP = 1  # clip c > 0 starts on the last frame of clip c-1 (PAPER.md, condition concatenation)
 
 
@@ -113,6 +117,8 @@ def record(job: Job):
                     tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
                     prev_frame=prev, seed=clip.seed))
                 artifacts.save_clip(clips_dir, clip.index, frames)
+                if _DELAY:  # debugging/tests: widen the window in which a run can be interrupted
+                    time.sleep(_DELAY)
             prev = frames[-1]
             advance(1)
     rec = wd.commit(NAME, partial, key, {"backend": name, "clips": len(plan.clips)})

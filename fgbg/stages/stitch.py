@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..errors import InputError
@@ -35,9 +36,12 @@ def check_output(path: Path) -> None:
     if not folder.is_dir():
         raise InputError(f"output folder {folder} does not exist", cause="fgbg does not create it",
                          hint=f"mkdir -p {folder}   (or choose another -o)")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {folder} is not writable", cause="permission denied",
-                         hint="choose a writable -o path")
+    try:  # a real write: permission bits say nothing for root, read-only mounts, /proc ...
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fgbg-probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"output folder {folder} is not writable", cause=exc.strerror or str(exc),
+                         hint="choose a writable -o path") from exc
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise InputError(f"output {path} is not an .mp4 path", cause="fgbg writes H.264 mp4",
                          hint=f"use -o {path.with_suffix('.mp4')}")
