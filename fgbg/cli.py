@@ -243,7 +243,9 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
            seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf,
            force: Force = False, device: Device = "auto", verbose: Verbose = False,
            quiet: Quiet = False):
-    """Join the clips into one H.264 mp4 with the driving video's audio."""
+    """Join the clips into one H.264 mp4 with the driving video's audio.
+
+    Without --ref, joins the clips last generated in the work directory."""
     from .stages import reference
     from .stages import stitch as stage
 
@@ -254,9 +256,10 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
                segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget),
                stitch=StitchParams(crf=crf), device=device)
-    reference.check(job)
+    if ref is not None:
+        reference.check(job)
     with job.workdir:
-        out = stage.run(job, output)
+        out = stage.run(job, output, use_existing=ref is None)
     job.report.summary()
     print(out)
 

@@ -26,6 +26,10 @@ class SegmentParams:
     """segmentation backend: auto | mediapipe (weight-free) | sam (needs weights)"""
     threshold: float = 0.5
     """foreground probability above which a pixel belongs to the person"""
+    morph_size: float = 0.02
+    """mask clean-up kernel (open, then close) as a share of the frame's shorter side"""
+    box_margin: float = 0.25
+    """the person's mask is clipped to its keypoint box grown by this share of the box size"""
     chunk: int = 32
     """frames decoded and processed at a time"""
 
@@ -42,6 +46,8 @@ class TrackParams:
     """forward-backward error (pixels, at processing size) above which a point is lost"""
     mask_erode: int = 7
     """pixels by which the background is shrunk away from the person before seeding"""
+    max_tracks: int = 256
+    """most tracks started over a whole video, re-seeds included (the N of tracks.npz)"""
     chunk: int = 32
     """frames decoded and processed at a time"""
 

@@ -159,6 +159,14 @@ class Workdir:
                 return None, f"cached file {rel} is missing or corrupt"
         return Record(stage, key, folder, rec.get("meta", {})), ""
 
+    def latest(self, stage: str) -> Record | None:
+        """The stage's current completed result, whatever its key (None if absent or damaged)."""
+        try:
+            key = json.loads((self.stage_dir(stage) / RECORD).read_text())["key"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return self.completed(stage, key)[0]
+
     def begin(self, stage: str) -> Path:
         tmp = self.root / f".{stage}.tmp-{os.getpid()}"
         if tmp.exists():

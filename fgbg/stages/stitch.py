@@ -47,20 +47,29 @@ def check_output(path: Path) -> None:
                          hint=f"use -o {path.with_suffix('.mp4')}")
 
 
-def run(job: Job, output: Path | None = None) -> Path:
-    gen_rec = generate_stage.record(job)
+def run(job: Job, output: Path | None = None, use_existing: bool = False) -> Path:
+    """Stitch the clips of `generate` (computed first if needed). With use_existing, stitch the
+    clips last generated in the work directory instead (no reference photo needed)."""
+    if use_existing:
+        gen_rec = job.workdir.latest(generate_stage.NAME)
+        if gen_rec is None:
+            raise InputError(f"no generated clips in {job.workdir.root}",
+                             cause="stitch without --ref joins the clips of an earlier generate",
+                             hint=f"run `fgbg generate {job.video.path} --ref PHOTO` first, or add --ref PHOTO")
+    else:
+        gen_rec = generate_stage.record(job)
     w, h = output_size(job)
     audio = job.stitch.audio and job.video.has_audio
     key = make_key(NAME, VERSION, job.stitch, {"video": job.video_hash()}, {"generate": gen_rec.key},
                    {}, extra={"size": [w, h], "audio": audio})
 
     def build_out(tmp: Path) -> dict:
-        if (w, h) != (job.video.width, job.video.height):
-            job.report.warn(f"output is {w}x{h}, the driving video is {job.video.width}x{job.video.height}"
-                            + (" (odd sizes lose a row/column: H.264 yuv420p needs even sizes)"
-                               if (w + 1) // 2 * 2 == job.video.width or (h + 1) // 2 * 2 == job.video.height
-                               else ""))
-        write_video(tmp / "out.mp4", generate_stage.iter_frames(gen_rec, (w, h)), job.video.fps,
+        vw, vh = job.video.width, job.video.height
+        if (w, h) == (vw // 2 * 2, vh // 2 * 2) and (w, h) != (vw, vh):
+            job.report.warn(f"the driving video is {vw}x{vh}; the output is {w}x{h} "
+                            "(H.264 yuv420p needs even sizes, so the last odd row/column is dropped)")
+        target = job.canvas_size if (job.generate.width or job.generate.height) else (vw, vh)
+        write_video(tmp / "out.mp4", generate_stage.iter_frames(gen_rec, target), job.video.fps,
                     crf=job.stitch.crf, audio=job.video.path if audio else None,
                     duration=job.video.num_frames / job.video.fps)
         return {"summary": f"{w}x{h} @ {job.video.fps:g} fps" + (", audio" if audio else "")}
