@@ -96,7 +96,13 @@ def record(job: Job):
 
         kps = retarget(kps, pose.scores, ref["keypoints"], ref["scores"], min_score=job.pose.min_score)
     tr = to_canvas(tracks.tracks, tracks.frame_size, (w, h))
-    origin = np.where(tracks.visible[0][:, None], tr[0], np.nan).astype(np.float32)
+    # frame-0 positions for every track, re-seeded ones included (mapped back through the camera
+    # motion at their start), so every clip sees one frame of reference
+    from ..backends.warp import track_origins
+
+    queries = tracks.queries.copy()
+    queries[:, 1:] = to_canvas(queries[:, 1:], tracks.frame_size, (w, h))
+    origin = track_origins(tr, tracks.visible, queries)
 
     from ..pose.draw import draw_pose_maps
 
