@@ -61,6 +61,35 @@ def _fail(err: FgbgError, verbose: bool) -> None:
     raise typer.Exit(err.exit_code)
 
 
+class _NativeStderr:
+    """Send what native libraries write to fd 2 (mediapipe/TFLite banners and warnings) to
+    /dev/null, while Python's own stderr (our progress, logs, errors) keeps the real stream.
+    Not under --verbose, where everything stays visible."""
+
+    def __enter__(self):
+        import os
+
+        sys.stderr.flush()
+        self.saved_fd = os.dup(2)
+        self.saved_stderr = sys.stderr
+        sys.stderr = os.fdopen(os.dup(self.saved_fd), "w", buffering=1, encoding="utf-8",
+                               errors="replace")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        sys.stderr.flush()
+        os.dup2(self.saved_fd, 2)
+        os.close(self.saved_fd)
+        sys.stderr.close()
+        sys.stderr = self.saved_stderr
+        return False
+
+
 def guarded(fn):
     """Errors become `error:/cause:/hint:` lines and the exit code DESIGN.md gives."""
 
@@ -72,7 +101,14 @@ def guarded(fn):
             raise KeyboardInterrupt
 
         old = signal.signal(signal.SIGTERM, on_term)
+        native = None
         try:
+            if not verbose:
+                native = _NativeStderr().__enter__()
+            else:
+                import os
+
+                os.environ["FGBG_VERBOSE"] = "1"
             return fn(*args, **kwargs)
         except FgbgError as err:
             _fail(err, verbose)
@@ -92,6 +128,8 @@ def guarded(fn):
             print("hint: rerun with -v for the traceback; cached results so far are kept", file=sys.stderr)
             raise typer.Exit(1)
         finally:
+            if native is not None:
+                native.__exit__(None, None, None)
             signal.signal(signal.SIGTERM, old)
 
     return wrapper

@@ -49,7 +49,7 @@ class Reporter:
     @contextmanager
     def progress(self, label: str, total: int | None) -> Iterator:
         """Yields advance(n): a rich bar on stderr (hidden with --quiet)."""
-        if self.quiet:
+        if self.quiet or not self.console.is_terminal:  # no bar redraws into logs and pipes
             yield lambda n=1: None
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -63,6 +63,12 @@ class Reporter:
             yield lambda n=1: prog.advance(task, n)
 
     def add(self, row: StageRow) -> None:
+        """One row per stage: a stage consulted again (as another stage's input) adds nothing."""
+        for i, r in enumerate(self.rows):
+            if r.stage == row.stage:
+                if r.status == "cached" and row.status != "cached":
+                    self.rows[i] = row
+                return
         self.rows.append(row)
 
     def summary(self) -> None:

@@ -106,7 +106,9 @@ class MediapipePose:
     name = "mediapipe"
 
     def __init__(self, params: PoseParams | None = None, static: bool = False):
-        import mediapipe as mp  # heavy; only when a backend is built
+        from .mp_runtime import import_mediapipe
+
+        mp = import_mediapipe()  # heavy; only when a backend is built
 
         self.params = params or PoseParams()
         self.static = static

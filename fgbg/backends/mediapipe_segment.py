@@ -47,7 +47,9 @@ class MediapipeSegmenter:
     name = "mediapipe"
 
     def __init__(self, params: SegmentParams | None = None, min_score: float = 0.3):
-        import mediapipe as mp  # heavy; only when a backend is built
+        from .mp_runtime import import_mediapipe
+
+        mp = import_mediapipe()  # heavy; only when a backend is built
 
         self.params = params or SegmentParams()
         self.min_score = min_score

@@ -41,6 +41,7 @@ class Job:
     force: frozenset[str] = frozenset()
     report: Reporter = field(default_factory=Reporter)
     _keys: dict = field(default_factory=dict)
+    _done: dict = field(default_factory=dict)  # (stage, key) -> Record checked in this process
     _video_hash: str | None = None
 
     @property
@@ -83,12 +84,15 @@ def ensure(job: Job, stage: str, key: str, build: Callable[[Path], dict],
     """Reuse the stage's completed result with this key, or build it into a temporary folder and
     commit it atomically. `build(tmp_folder) -> meta` writes the outputs."""
     wd = job.workdir
+    if (stage, key) in job._done:  # already run or verified in this process
+        return job._done[(stage, key)]
     forced = stage in job.force or "all" in job.force
     if not forced:
         rec, reason = wd.completed(stage, key)
         if rec is not None:
             job.report.add(StageRow(stage, "cached", 0.0, str(rec.folder / main_output)))
             job.report.debug(f"{stage}: cached ({key[:12]})")
+            job._done[(stage, key)] = rec
             return rec
         job.report.debug(f"{stage}: {reason}")
         if reason.startswith("cached file"):
@@ -101,6 +105,7 @@ def ensure(job: Job, stage: str, key: str, build: Callable[[Path], dict],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     rec = wd.commit(stage, tmp, key, meta)
+    job._done[(stage, key)] = rec
     job.report.add(StageRow(stage, "ran", timer.seconds, str(rec.folder / main_output),
                             meta.get("summary", "")))
     return rec

@@ -60,10 +60,13 @@ def record(job: Job):
                    {"pose": pose_rec.key, "track-bg": track_rec.key, "ref": ref_rec.key}, models,
                    extra={"backend": name, "canvas": [w, h], "overlap": OVERLAP})
     wd = job.workdir
+    if (NAME, key) in job._done:
+        return job._done[(NAME, key)]
     if NAME not in job.force and "all" not in job.force:
         rec, reason = wd.completed(NAME, key)
         if rec is not None:
             job.report.add(StageRow(NAME, "cached", 0.0, str(rec.folder / "clips")))
+            job._done[(NAME, key)] = rec
             return rec
     timer = Timer()
     partial = wd.root / f".{NAME}.partial-{key[:16]}"
@@ -128,6 +131,7 @@ def record(job: Job):
             prev = frames[-1]
             advance(1)
     rec = wd.commit(NAME, partial, key, {"backend": name, "clips": len(plan.clips)})
+    job._done[(NAME, key)] = rec
     status = "resumed" if done_before else "ran"
     detail = f"{name}, {len(plan.clips)} clips" + (f", {done_before} reused" if done_before else "")
     job.report.add(StageRow(NAME, status, timer.seconds, str(rec.folder / "clips"), detail))
