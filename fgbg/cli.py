@@ -80,13 +80,8 @@ class _NativeStderr:
         return self
 
     def __exit__(self, *exc):
-        import os
-
+        # fd 2 stays on /dev/null: mediapipe's threads still log while the process exits
         sys.stderr.flush()
-        os.dup2(self.saved_fd, 2)
-        os.close(self.saved_fd)
-        sys.stderr.close()
-        sys.stderr = self.saved_stderr
         return False
 
 
@@ -149,7 +144,12 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
     from .video import probe
     from .workdir import Workdir as WD
 
+    from .backends import check_name
+
     _check_device(device)
+    for kind, params in (("pose", pose), ("segment", segment), ("track", track), ("generate", generate)):
+        if params is not None:
+            check_name(kind, params.backend)
     info = probe(video)
     report = Reporter(verbose=verbose, quiet=quiet)
     if max(info.width, info.height) > 1280:

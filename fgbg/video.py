@@ -20,6 +20,8 @@ import numpy as np
 from .errors import InputError, ToolError
 
 IMAGE_FORMATS = ("png_pipe", "jpeg_pipe", "image2", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif")
+# ffmpeg demuxers that "read" any file (the tty demuxer renders text as ANSI art)
+NOT_VIDEO_FORMATS = ("tty", "bin", "txt", "data")
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,17 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     text = proc.stderr
     fmt = re.search(r"Input #0, ([\w,]+), from", text)
     stream = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)", text)
+    if fmt is not None and any(f in fmt.group(1).split(",") for f in NOT_VIDEO_FORMATS):
+        fmt, stream = None, None
+        reason = "ffmpeg finds no video stream in it"
+    else:
+        lines = [ln.strip() for ln in text.strip().splitlines()
+                 if ln.strip() and "output file must be specified" not in ln]
+        reason = lines[-1] if lines else "ffmpeg could not read it"
+        if fmt is not None and stream is None:
+            reason = "it has no video stream"
     if fmt is None or stream is None:
-        last = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-        reason = last[-1] if last else "ffmpeg could not read it"
-        raise InputError(f"cannot read video: {path}",
-                         cause=f"not a decodable video ({reason})",
+        raise InputError(f"cannot read video: {path}", cause=f"not a decodable video ({reason})",
                          hint="give an mp4/mov/webm video; if it was cut short, export or copy it again")
     if any(f in fmt.group(1).split(",") for f in IMAGE_FORMATS):
         raise InputError(f"{path} is an image, not a video",
@@ -108,8 +116,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         fps = float(vr.get_avg_fps())
         del vr
     except Exception as exc:
-        raise InputError(f"cannot decode video: {path}", cause=f"decord: {str(exc).splitlines()[0][:200]}",
-                         hint="the file is damaged or truncated; export or copy it again") from exc
+        raise InputError(f"cannot decode video: {path}",
+                         cause="its frames cannot be read: the file is damaged or was cut short "
+                               f"(decord: {_short(exc)})",
+                         hint="export or copy the video again") from exc
     if not fps or fps <= 0 or not np.isfinite(fps):
         m = re.search(r"([\d.]+) fps", text)
         fps = float(m.group(1)) if m else 25.0
@@ -120,6 +130,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if rotation in (90, 270):
         w, h = h, w
     return VideoInfo(str(path), w, h, fps, num_frames, rotation, has_audio, codec)
+
+
+def _short(exc: Exception) -> str:
+    """The useful tail of a decord error (its messages start with a source path and line)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(": ", 2)[-1][:160]
 
 
 def _decord():
@@ -154,7 +170,12 @@ def read_frames(info: VideoInfo, start: int = 0, stop: int | None = None, chunk:
     vr = _decord().VideoReader(info.path, num_threads=1)
     for s in range(start, stop, chunk):
         idx = list(range(s, min(s + chunk, stop)))
-        batch = vr.get_batch(idx).asnumpy()
+        try:
+            batch = vr.get_batch(idx).asnumpy()
+        except Exception as exc:
+            raise InputError(f"cannot decode frames {idx[0]}-{idx[-1]} of {info.path}",
+                             cause=f"the file is damaged or was cut short (decord: {_short(exc)})",
+                             hint="export or copy the video again; finished stages are kept") from exc
         if size is not None:
             batch = np.stack([_fit(f, size) for f in batch])
         yield batch

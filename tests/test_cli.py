@@ -51,7 +51,7 @@ def bad_files(tmp_path_factory, sample):
 @pytest.mark.parametrize("name,cause", [
     ("missing.mp4", "no file at that path"),
     ("empty.mp4", "zero bytes"),
-    ("truncated.mp4", "not a decodable video"),
+    ("truncated.mp4", "damaged or was cut short"),
     ("notes.txt", "not a decodable video"),
     ("one.mp4", "at least 2 frames"),
 ])

@@ -69,6 +69,7 @@ def test_force_one_stage(first_run, sample, tmp_path):
 
 def test_corrupt_cache_file_is_recomputed(first_run, sample, tmp_path):
     wd, _, _ = first_run
+    assert fgbg("track-bg", sample.driving, "-w", wd).returncode == 0  # cached with these params
     npz = wd / "track-bg" / "tracks.npz"
     data = bytearray(npz.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -40,18 +40,24 @@ def _present(artifacts: tuple[str, ...]) -> bool:
     return all(name in lock and state(lock[name]) == "present" for name in artifacts)
 
 
+def check_name(kind: str, name: str) -> None:
+    """Reject an unknown backend name before any work starts."""
+    choices = REGISTRY[kind]
+    if name != "auto" and name not in choices:
+        raise InputError(f"unknown {kind} backend '{name}'",
+                         cause=f"this version of fgbg has: auto, {', '.join(choices)}",
+                         hint=f"use {OPTION[kind]} with one of: auto, {', '.join(choices)}")
+
+
 def resolve(kind: str, name: str) -> tuple[str, dict[str, str]]:
     """Backend name (auto resolved) and {artifact: sha256} of the weights it will use."""
+    check_name(kind, name)
     choices = REGISTRY[kind]
     if name == "auto":
         for cand, spec in choices.items():
             if _present(spec.artifacts):
                 name = cand
                 break
-    if name not in choices:
-        raise InputError(f"unknown {kind} backend '{name}'",
-                         cause=f"this version of fgbg has: auto, {', '.join(choices)}",
-                         hint=f"use {OPTION[kind]} with one of: auto, {', '.join(choices)}")
     models: dict[str, str] = {}
     spec = choices[name]
     if spec.artifacts:
