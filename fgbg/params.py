@@ -40,8 +40,9 @@ class TrackParams:
     """background tracker: auto | lk (weight-free) | cotracker (needs weights)"""
     num_points: int = 32
     """background tracks kept (the paper uses 5 to 50)"""
-    min_points: int = 5
-    """re-seed new points when fewer than this many tracks are still visible"""
+    min_points: int = 16
+    """top up with new points when fewer than this many tracks are still visible (capped at
+    num_points); half of num_points keeps the background covered through a pan"""
     fb_threshold: float = 1.0
     """forward-backward error (pixels, at processing size) above which a point is lost"""
     mask_erode: int = 7

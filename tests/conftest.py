@@ -12,9 +12,13 @@ def rng():
 
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+# the team's shared folder (docs, fixtures) sits beside the repository, in CI too
+SHARED = Path(os.environ.get("FGBG_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 SAMPLE_FRAMES = 40
 SAMPLE_SIZE = 256

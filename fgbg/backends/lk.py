@@ -51,10 +51,10 @@ def check_params(p: TrackParams) -> None:
         raise InputError(f"--num-points {p.num_points} is out of range",
                          cause="background tracks are kept 5 to 50 at a time (the paper's range)",
                          hint="use --num-points between 5 and 50, e.g. --num-points 32")
-    if not 1 <= p.min_points <= p.num_points:
+    if p.min_points < 1:
         raise InputError(f"--min-points {p.min_points} is out of range",
-                         cause=f"re-seeding needs 1 <= min-points <= num-points ({p.num_points})",
-                         hint=f"use --min-points between 1 and {p.num_points}, e.g. --min-points 5")
+                         cause="re-seeding needs min-points >= 1 (it is capped at num-points)",
+                         hint="use --min-points 16")
     if not p.fb_threshold > 0:
         raise InputError(f"--fb-threshold {p.fb_threshold} must be positive",
                          cause="it is the forward-backward error in pixels above which a point is lost",
@@ -168,7 +168,7 @@ class LKTracker:
                 if len(alive):
                     new, ok = self._step(prev_gray, gray, pts, region)
                     alive, pts = alive[ok], new[ok]
-                if len(alive) < (p.num_points if t == 0 else p.min_points) and n < cap:
+                if len(alive) < (p.num_points if t == 0 else min(p.min_points, p.num_points)) and n < cap:
                     want = min(p.num_points - len(alive), cap - n)
                     seeds = spread_corners(gray, region, want, pts, min_distance)
                     k = len(seeds)

@@ -151,8 +151,8 @@ def test_lk_on_the_builtin_sample(sample):
     errs = np.asarray(errs)
     print(f"sample: median error {np.median(errs):.3f} px, p90 {np.percentile(errs, 90):.3f}, "
           f"on background {np.mean(on_bg):.3f}, N {N}")
-    # NOT yet measured (fgbg.sample did not exist when this was written): the thresholds are what
-    # the synthetic tests support (~0.04 px exact-translation error there) plus room for H.264
-    # compression and a moving camera; tighten them to ~2x the printed values once measured.
-    assert np.median(errs) < 1.0
-    assert np.mean(on_bg) > 0.98
+    # measured (dance, 256 px): median 0.07 px, p90 0.21 px, 100% of visible points on the
+    # background; walk (zoom) median 0.26 px, shake 0.14 px. Points that sit on the sample's
+    # independently moving objects count as errors here (they follow the object, not the camera).
+    assert np.median(errs) < 0.3
+    assert np.mean(on_bg) > 0.99

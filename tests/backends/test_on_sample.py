@@ -1,8 +1,9 @@
 """Weight-free pose and segmentation against the ground truth of the built-in procedural sample.
 
-Skipped until fgbg.sample.make_sample exists. The thresholds are provisional (set before the sample
-existed, from the drawn scenes in the other tests: PCK@0.2 torso 1.0, IoU 0.94); replace them with
-measured values minus a margin once the sample is in.
+Measured on the sample (dance, seed 0, 256 px, 40-48 frames; presets walk/shake/static alike):
+body PCK@0.2 torso 0.99-1.00, mask IoU 0.85-0.90 (per-frame minimum 0.71: the selfie model drops
+thin raised forearms and sometimes takes in a background object passing behind the head). The
+thresholds are those figures minus a margin for codec and platform noise.
 """
 
 import numpy as np
@@ -20,8 +21,8 @@ from fgbg.backends.mediapipe_pose import MediapipePose  # noqa: E402
 from fgbg.backends.mediapipe_segment import MediapipeSegmenter  # noqa: E402
 from fgbg.video import probe, read_frames, read_image  # noqa: E402
 
-MIN_PCK = 0.8  # provisional
-MIN_IOU = 0.8  # provisional
+MIN_PCK = 0.95  # measured 0.99
+MIN_IOU = 0.78  # measured 0.845 (other seeds 0.77-0.79)
 
 
 @pytest.fixture(scope="module")

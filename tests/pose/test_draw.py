@@ -11,7 +11,9 @@ from fgbg.pose import layout as L
 from fgbg.pose.draw import (HAND_EDGE_COLORS, draw_pose, draw_pose_maps, from_dwpose_dict,
                             render_dwpose)
 
-FIXTURES = Path("/work/shared/fixtures/animateanyone")
+from conftest import SHARED
+
+FIXTURES = SHARED / "fixtures" / "animateanyone"
 W, H = 512, 768
 
 pytestmark = pytest.mark.skipif(not (FIXTURES / "pose_draw_inputs.json").exists(),
