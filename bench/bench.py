@@ -43,7 +43,10 @@ def main() -> None:
     ap.add_argument("--preset", default="dance")
     args = ap.parse_args()
 
+    from fgbg.report import NativeStderrSilenced
     from fgbg.sample import make_sample
+
+    NativeStderrSilenced().__enter__()  # mediapipe's native log lines would bury the table
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

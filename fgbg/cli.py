@@ -61,30 +61,6 @@ def _fail(err: FgbgError, verbose: bool) -> None:
     raise typer.Exit(err.exit_code)
 
 
-class _NativeStderr:
-    """Send what native libraries write to fd 2 (mediapipe/TFLite banners and warnings) to
-    /dev/null, while Python's own stderr (our progress, logs, errors) keeps the real stream.
-    Not under --verbose, where everything stays visible."""
-
-    def __enter__(self):
-        import os
-
-        sys.stderr.flush()
-        self.saved_fd = os.dup(2)
-        self.saved_stderr = sys.stderr
-        sys.stderr = os.fdopen(os.dup(self.saved_fd), "w", buffering=1, encoding="utf-8",
-                               errors="replace")
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        return self
-
-    def __exit__(self, *exc):
-        # fd 2 stays on /dev/null: mediapipe's threads still log while the process exits
-        sys.stderr.flush()
-        return False
-
-
 def guarded(fn):
     """Errors become `error:/cause:/hint:` lines and the exit code DESIGN.md gives."""
 
@@ -99,7 +75,9 @@ def guarded(fn):
         native = None
         try:
             if not verbose:
-                native = _NativeStderr().__enter__()
+                from .report import NativeStderrSilenced
+
+                native = NativeStderrSilenced().__enter__()
             else:
                 import os
 

@@ -5,6 +5,7 @@ stdout is reserved for result paths (so scripts can capture them); everything he
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,6 +85,30 @@ class Reporter:
             table.add_row(r.stage, f"[{colour}]{r.status}[/{colour}]" + (f" ({r.detail})" if r.detail else ""),
                           f"{r.seconds:.1f}s", r.output)
         self.console.print(table)
+
+
+class NativeStderrSilenced:
+    """Send what native libraries write to fd 2 (mediapipe/TFLite banners and warnings) to
+    /dev/null, while Python's own stderr (our progress, logs, errors) keeps the real stream.
+    Not under --verbose, where everything stays visible."""
+
+    def __enter__(self):
+        import os
+
+        sys.stderr.flush()
+        self.saved_fd = os.dup(2)
+        self.saved_stderr = sys.stderr
+        sys.stderr = os.fdopen(os.dup(self.saved_fd), "w", buffering=1, encoding="utf-8",
+                               errors="replace")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        # fd 2 stays on /dev/null: mediapipe's threads still log while the process exits
+        sys.stderr.flush()
+        return False
 
 
 class Timer:

@@ -148,3 +148,52 @@ def test_models_list():
     r = fgbg("models", "list")
     assert r.returncode == 0, r.stderr
     assert "missing" in r.stdout or "present" in r.stdout
+
+
+def test_very_large_frames_are_processed_downscaled_output_keeps_size(sample, tmp_path):
+    import cv2
+
+    frames = np.concatenate(list(read_frames(probe(sample.driving), chunk=64)))[:8]
+    big = np.stack([cv2.resize(f, (2000, 1200), interpolation=cv2.INTER_CUBIC) for f in frames])
+    write_video(tmp_path / "big.mp4", big, 24)
+    r = fgbg("run", tmp_path / "big.mp4", "--ref", sample.ref, "-w", tmp_path / "wd", "-o", tmp_path / "o.mp4")
+    assert r.returncode == 0, r.stderr
+    assert "very large: processing at 1024x614" in r.stderr
+    info = probe(tmp_path / "o.mp4")
+    assert (info.width, info.height, info.num_frames) == (2000, 1200, 8)
+    from fgbg.artifacts import load_pose, open_masks
+
+    pose = load_pose(tmp_path / "wd" / "pose" / "pose.npz")
+    assert pose.frame_size == (2000, 1200)  # keypoints in driving-video pixels ...
+    assert pose.keypoints[:, :17, 0].max() > 1024  # ... not in processing pixels
+    assert open_masks(tmp_path / "wd" / "segment" / "masks").shape[1:] == (614, 1024)
+
+
+def test_previews_are_written(sample, tmp_path):
+    r = fgbg("track-bg", sample.driving, "-w", tmp_path / "wd", "--preview")
+    assert r.returncode == 0, r.stderr
+    prev = tmp_path / "wd" / "previews" / "track-bg.mp4"
+    assert f"preview: {prev}" in r.stderr.replace("\n", "")
+    info = probe(prev)
+    assert info.num_frames == probe(sample.driving).num_frames
+
+
+def test_sample_command(tmp_path):
+    r = fgbg("sample", tmp_path / "s", "--preset", "walk", "--frames", "12", "--size", "128")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / "s")
+    info = probe(tmp_path / "s" / "driving.mp4")
+    assert (info.num_frames, info.width, info.has_audio) == (12, 128, True)
+    r = fgbg("sample", tmp_path / "s2", "--preset", "moonwalk")
+    _assert_clean_error(r, 2)
+    assert "dance" in r.stderr
+
+
+def test_stitch_without_ref(sample, tmp_path):
+    r = fgbg("stitch", sample.driving, "-w", tmp_path / "wd", "-o", tmp_path / "o.mp4")
+    _assert_clean_error(r, 2)
+    assert "no generated clips" in r.stderr
+    assert fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "wd", "-q").returncode == 0
+    r = fgbg("stitch", sample.driving, "-w", tmp_path / "wd", "-o", tmp_path / "o.mp4")
+    assert r.returncode == 0, r.stderr
+    assert probe(tmp_path / "o.mp4").num_frames == probe(sample.driving).num_frames
