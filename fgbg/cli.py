@@ -47,6 +47,7 @@ Height = Annotated[int, typer.Option("--height", help=_G["height"])]
 Retarget = Annotated[bool, typer.Option("--retarget/--no-retarget", help=_G["retarget"])]
 Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="output mp4 [default: <video stem>.fgbg.mp4]")]
 Crf = Annotated[int, typer.Option("--crf", help=_O["crf"])]
+Audio = Annotated[bool, typer.Option("--audio/--no-audio", help=_O["audio"])]
 
 STAGES = ("ref", "pose", "segment", "track-bg", "generate", "stitch")
 
@@ -140,6 +141,13 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
     kw = {k: v for k, v in dict(pose=pose, segment=segment, track=track, generate=generate,
                                stitch=stitch).items() if v is not None}
     return Job(video=info, workdir=WD(root), ref_path=ref, force=frozenset(force), report=report, **kw)
+
+
+def _stitch_params(crf: int, audio: bool) -> StitchParams:
+    if not 0 <= crf <= 51:
+        raise InputError(f"--crf {crf} is out of range", cause="H.264 quality runs from 0 (lossless) to 51",
+                         hint="use --crf 18 (visually lossless) to 28 (small files)")
+    return StitchParams(crf=crf, audio=audio)
 
 
 def _track_params(tracker: str, num_points: int) -> TrackParams:
@@ -256,7 +264,7 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
            seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
            retarget: Retarget = True, tracker: Tracker = "auto",
            num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
-           seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf,
+           seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
            force: Force = False, device: Device = "auto", verbose: Verbose = False,
            quiet: Quiet = False):
     """Join the clips into one H.264 mp4 with the driving video's audio.
@@ -271,7 +279,7 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
                force=["stitch"] if force else [], pose=PoseParams(backend=pose_backend),
                segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget),
-               stitch=StitchParams(crf=crf), device=device)
+               stitch=_stitch_params(crf, audio), device=device)
     if ref is not None:
         reference.check(job)
     with job.workdir:
@@ -287,7 +295,7 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
         seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
         retarget: Retarget = True, tracker: Tracker = "auto",
         num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
-        seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf,
+        seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
         force: Annotated[list[str], typer.Option("--force", help=f"recompute a stage even if cached (repeatable): {', '.join(STAGES)}, all")] = [],
         preview: Preview = False, device: Device = "auto", verbose: Verbose = False,
         quiet: Quiet = False):
@@ -306,7 +314,7 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
                pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
                track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget),
-               stitch=StitchParams(crf=crf), device=device)
+               stitch=_stitch_params(crf, audio), device=device)
     reference.check(job)
     gen_stage.check(job)
     with job.workdir:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 @dataclass(frozen=True)
 class PoseParams:
     backend: str = "auto"
-    """pose backend: auto | mediapipe (weight-free) | dwpose (needs weights)"""
+    """pose backend: auto | mediapipe (weight-free; DWPose comes with the model store)"""
     min_score: float = 0.3
     """keypoints scored below this are treated as missing (drawing, person checks)"""
     chunk: int = 32
@@ -23,7 +23,7 @@ class PoseParams:
 @dataclass(frozen=True)
 class SegmentParams:
     backend: str = "auto"
-    """segmentation backend: auto | mediapipe (weight-free) | sam (needs weights)"""
+    """segmentation backend: auto | mediapipe (weight-free; SAM comes with the model store)"""
     threshold: float = 0.5
     """foreground probability above which a pixel belongs to the person"""
     morph_size: float = 0.02
@@ -37,7 +37,7 @@ class SegmentParams:
 @dataclass(frozen=True)
 class TrackParams:
     backend: str = "auto"
-    """background tracker: auto | lk (weight-free) | cotracker (needs weights)"""
+    """background tracker: auto | lk (weight-free; CoTracker comes with the model store)"""
     num_points: int = 32
     """background tracks kept (the paper uses 5 to 50)"""
     min_points: int = 16
@@ -56,7 +56,7 @@ class TrackParams:
 @dataclass(frozen=True)
 class GenerateParams:
     backend: str = "auto"
-    """generator: auto | warp (weight-free classical preview) | diffusion (needs weights)"""
+    """generator: auto | warp (weight-free classical preview; the diffusion model comes later)"""
     clip_length: int = 16
     """frames per clip; clip c>0 starts on the last frame of clip c-1 (one frame of overlap)"""
     seed: int = 0

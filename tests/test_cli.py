@@ -114,6 +114,8 @@ def test_locked_workdir(sample, tmp_path):
     (["--tracker", "nope"], "unknown track backend 'nope'"),
     (["--force", "nope"], "unknown stage 'nope'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--crf", "99"], "--crf 99 is out of range"),
+    (["--width", "1"], "--width 1 is out of range"),
 ])
 def test_bad_options(sample, tmp_path, args, what):
     r = fgbg("run", sample.driving, "--ref", sample.ref, "-w", tmp_path / "wd", "-o", tmp_path / "o.mp4", *args)

@@ -135,3 +135,12 @@ def test_interrupt_exits_130_with_resume_hint(sample, tmp_path):
     assert proc.returncode == 130
     assert "error: interrupted" in err and "hint: rerun the same command" in err
     assert "Traceback" not in err
+
+
+def test_no_audio_restitches_only(first_run, sample, tmp_path):
+    wd, _, _ = first_run
+    r = fgbg("run", sample.driving, "--ref", sample.ref, "-w", wd, "-o", tmp_path / "silent.mp4",
+             "--clip-length", "8", "--no-audio")
+    assert r.returncode == 0, r.stderr
+    info = probe(tmp_path / "silent.mp4")
+    assert not info.has_audio and info.num_frames == SAMPLE_FRAMES
