@@ -21,7 +21,7 @@ TRAIL = 8  # frames of history drawn behind each track point
 def _frames(job) -> Iterator[np.ndarray]:
     w, h = job.proc_size
     size = None if (w, h) == (job.video.width, job.video.height) else (w, h)
-    return read_frames(job.video, chunk=32, size=size)
+    return read_frames(job.video, chunk=job.chunk(32), size=size)
 
 
 def overlay_pose(frames: np.ndarray, pose_maps: np.ndarray) -> np.ndarray:
@@ -69,10 +69,10 @@ def write_preview(job, stage: str) -> Path:
     path = folder / f"{stage}.mp4"
     if stage == "pose":
         maps = artifacts.open_pose_maps(pose_stage.record(job).folder / "pose_maps")
-        blocks = (overlay_pose(f, m) for f, m in zip(_frames(job), maps.chunks(32)))
+        blocks = (overlay_pose(f, m) for f, m in zip(_frames(job), maps.chunks(job.chunk(32))))
     elif stage == "segment":
         masks = artifacts.open_masks(segment_stage.record(job).folder / "masks")
-        blocks = (overlay_masks(f, m) for f, m in zip(_frames(job), masks.chunks(32)))
+        blocks = (overlay_masks(f, m) for f, m in zip(_frames(job), masks.chunks(job.chunk(32))))
     elif stage == "track-bg":
         tr = artifacts.load_tracks(track_stage.record(job).folder / "tracks.npz")
         pts = tr.tracks / job.proc_scale

@@ -74,3 +74,14 @@ def build(kind: str, name: str, params):
     """Construct a backend by (resolved) name. Constructing never downloads."""
     module, cls = REGISTRY[kind][name].target.split(":")
     return getattr(importlib.import_module(module), cls)(params)
+
+
+def release(backend) -> None:
+    """Free a backend's native resources (mediapipe graphs, GPU memory) before the next stage
+    loads its own: one model in memory at a time."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+    import gc
+
+    gc.collect()

@@ -25,6 +25,7 @@ larger is followed instead. That costs one extra BlazePose run per acquisition.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..params import PoseParams
@@ -99,6 +100,9 @@ def _hide(frame: np.ndarray, box: np.ndarray, grow: float = 0.1) -> np.ndarray:
     return hidden
 
 
+CROP_PX = 384  # side of the square the re-detection crop is resized to
+
+
 class MediapipePose:
     """PoseEstimator on BlazePose (mediapipe, model_complexity=1). `static=True` treats every frame
     as an unrelated photo (for the reference image); otherwise frames are one video, in order."""
@@ -163,7 +167,16 @@ class MediapipePose:
             return np.zeros((L.NUM_KEYPOINTS, 2), np.float32), np.zeros(L.NUM_KEYPOINTS, np.float32)
         if hide is not None:
             frame = _hide(frame, hide)
-        keypoints, scores = self._run(self._crop_pose, frame[y0:y1, x0:x1])
+        # pad to a square and resize to one fixed size: mediapipe keeps buffers per input size,
+        # so crops of ever-changing sizes would make its memory grow through a long video
+        crop = frame[y0:y1, x0:x1]
+        sq = max(crop.shape[:2])
+        canvas = np.zeros((sq, sq, 3), np.uint8)
+        canvas[: crop.shape[0], : crop.shape[1]] = crop
+        canvas = cv2.resize(canvas, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA if sq > CROP_PX
+                            else cv2.INTER_LINEAR)
+        keypoints, scores = self._run(self._crop_pose, canvas)
+        keypoints = keypoints * np.float32(sq / CROP_PX)
         keypoints = np.where(scores[:, None] > 0, keypoints + np.float32([x0, y0]), keypoints)
         return keypoints.astype(np.float32), scores
 

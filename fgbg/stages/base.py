@@ -16,6 +16,7 @@ from ..workdir import Record, Workdir, stage_key
 
 MAX_SIDE = 1280  # frames larger than this are processed downscaled ...
 PROCESS_SIDE = 1024  # ... to this long side; the output keeps the driving video's size
+CHUNK_BYTES = 64 << 20  # decoded frames held at a time: 1080p chunks shrink to ~10 frames
 
 
 def processing_size(width: int, height: int) -> tuple[int, int]:
@@ -59,6 +60,12 @@ class Job:
         w = self.generate.width or self.proc_size[0]
         h = self.generate.height or self.proc_size[1]
         return w, h
+
+    def chunk(self, frames: int) -> int:
+        """Frames per decoded chunk: the stage's setting, fewer for large frames. Every reader
+        of one stage must use the same value (frame and mask chunks are zipped)."""
+        per_frame = self.video.width * self.video.height * 3
+        return max(2, min(frames, CHUNK_BYTES // per_frame))
 
     def video_hash(self) -> str:
         if self._video_hash is None:

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 
 from .. import artifacts
-from ..backends import build, resolve
+from ..backends import build, release, resolve
 from ..backends.base import ClipInputs, Reference
 from ..errors import InputError
 from ..report import StageRow, Timer
@@ -110,26 +110,29 @@ def record(job: Job):
     from ..pose.draw import draw_pose_maps
 
     gen = build("generate", name, job.generate)
-    gen.prepare(Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool)), w, h)
-    done_before = 0
-    prev = None
-    with job.report.progress(f"generate ({name})", len(plan.clips)) as advance:
-        for clip in plan.clips:
-            try:
-                frames = artifacts.load_clip(clips_dir, clip, w, h)
-                done_before += 1
-            except artifacts.ArtifactError:
-                sl = slice(clip.start, clip.stop)
-                frames = gen.generate_clip(ClipInputs(
-                    keypoints=kps[sl], scores=pose.scores[sl],
-                    pose_maps=draw_pose_maps(kps[sl], pose.scores[sl], w, h),
-                    tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
-                    prev_frame=prev, seed=clip.seed))
-                artifacts.save_clip(clips_dir, clip.index, frames)
-                if _DELAY:  # debugging/tests: widen the window in which a run can be interrupted
-                    time.sleep(_DELAY)
-            prev = frames[-1]
-            advance(1)
+    try:
+        gen.prepare(Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool)), w, h)
+        done_before = 0
+        prev = None
+        with job.report.progress(f"generate ({name})", len(plan.clips)) as advance:
+            for clip in plan.clips:
+                try:
+                    frames = artifacts.load_clip(clips_dir, clip, w, h)
+                    done_before += 1
+                except artifacts.ArtifactError:
+                    sl = slice(clip.start, clip.stop)
+                    frames = gen.generate_clip(ClipInputs(
+                        keypoints=kps[sl], scores=pose.scores[sl],
+                        pose_maps=draw_pose_maps(kps[sl], pose.scores[sl], w, h),
+                        tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
+                        prev_frame=prev, seed=clip.seed))
+                    artifacts.save_clip(clips_dir, clip.index, frames)
+                    if _DELAY:  # debugging/tests: widen the window in which a run can be interrupted
+                        time.sleep(_DELAY)
+                prev = frames[-1]
+                advance(1)
+    finally:
+        release(gen)
     rec = wd.commit(NAME, partial, key, {"backend": name, "clips": len(plan.clips)})
     job._done[(NAME, key)] = rec
     status = "resumed" if done_before else "ran"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import artifacts
-from ..backends import build, resolve
+from ..backends import build, release, resolve
 from ..errors import InputError
 from ..video import read_frames
 from .base import Job, ensure, make_key
@@ -40,13 +40,16 @@ def record(job: Job):
         maps = artifacts.FrameStoreWriter(tmp / "pose_maps", (h, w, 3), "uint8")
         kps, scs = [], []
         size = None if (w, h) == (job.video.width, job.video.height) else (w, h)
-        with job.report.progress(f"pose ({name})", job.video.num_frames) as advance:
-            for frames in read_frames(job.video, chunk=job.pose.chunk, size=size):
-                k, s = est.estimate(frames)
-                maps.append(draw_pose_maps(k, s, w, h))
-                kps.append(k.astype(np.float32) * scale)
-                scs.append(s.astype(np.float32))
-                advance(len(frames))
+        try:
+            with job.report.progress(f"pose ({name})", job.video.num_frames) as advance:
+                for frames in read_frames(job.video, chunk=job.chunk(job.pose.chunk), size=size):
+                    k, s = est.estimate(frames)
+                    maps.append(draw_pose_maps(k, s, w, h))
+                    kps.append(k.astype(np.float32) * scale)
+                    scs.append(s.astype(np.float32))
+                    advance(len(frames))
+        finally:
+            release(est)
         maps.close()
         keypoints, scores = np.concatenate(kps), np.concatenate(scs)
         found = int(person_present(scores, job.pose.min_score).sum())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import artifacts
-from ..backends import build, resolve
+from ..backends import build, release, resolve
 from ..errors import InputError
 from ..video import read_image
 from .base import Job, apply_cover, ensure, make_key
@@ -40,15 +40,21 @@ def record(job: Job):
     def build_ref(tmp: Path) -> dict:
         image = apply_cover(read_image(job.ref_path), w, h)
         est = build("pose", pose_name, job.pose)
-        est.reset()
-        k, s = est.estimate(image[None])
+        try:
+            est.reset()
+            k, s = est.estimate(image[None])
+        finally:
+            release(est)
         if not person_present(s, job.pose.min_score)[0]:
             raise InputError(f"no person found in the reference photo {job.ref_path}",
                              cause=f"the pose estimator ({pose_name}) found no full body in it "
                                    f"(after fitting it to {w}x{h})",
                              hint="use a photo of one person, whole body visible, facing the camera")
         seg = build("segment", seg_name, job.segment)
-        mask = seg.segment(image[None], k, s)[0]
+        try:
+            mask = seg.segment(image[None], k, s)[0]
+        finally:
+            release(seg)
         artifacts.save_reference(tmp / "ref.npz", image, k[0], s[0], mask)
         return {"summary": f"{w}x{h}, person covers {100 * mask.mean():.0f}%"}
 

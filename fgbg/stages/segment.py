@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import artifacts
-from ..backends import build, resolve
+from ..backends import build, release, resolve
 from ..video import read_frames
 from . import pose as pose_stage
 from .base import Job, ensure, make_key
@@ -35,14 +35,17 @@ def record(job: Job):
         size = None if (w, h) == (job.video.width, job.video.height) else (w, h)
         t = 0
         area = 0.0
-        with job.report.progress(f"segment ({name})", job.video.num_frames) as advance:
-            for frames in read_frames(job.video, chunk=job.segment.chunk, size=size):
-                n = len(frames)
-                masks = seg.segment(frames, kps[t:t + n], pose.scores[t:t + n])
-                out.append(masks.astype(np.uint8))
-                area += float(masks.mean()) * n
-                t += n
-                advance(n)
+        try:
+            with job.report.progress(f"segment ({name})", job.video.num_frames) as advance:
+                for frames in read_frames(job.video, chunk=job.chunk(job.segment.chunk), size=size):
+                    n = len(frames)
+                    masks = seg.segment(frames, kps[t:t + n], pose.scores[t:t + n])
+                    out.append(masks.astype(np.uint8))
+                    area += float(masks.mean()) * n
+                    t += n
+                    advance(n)
+        finally:
+            release(seg)
         out.close()
         return {"backend": name, "summary": f"{name}, person covers {100 * area / max(t, 1):.0f}%"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import artifacts
-from ..backends import build, resolve
+from ..backends import build, release, resolve
 from ..video import read_frames
 from . import segment as segment_stage
 from .base import Job, ensure, make_key
@@ -31,14 +31,17 @@ def record(job: Job):
         tracker = build("track", name, job.track)
         w, h = job.proc_size
         size = None if (w, h) == (job.video.width, job.video.height) else (w, h)
-        chunk = job.track.chunk
+        chunk = job.chunk(job.track.chunk)
         with job.report.progress(f"track-bg ({name})", job.video.num_frames) as advance:
             def chunks():
                 for frames, m in zip(read_frames(job.video, chunk=chunk, size=size), masks.chunks(chunk)):
                     yield frames, m.astype(bool)
                     advance(len(frames))
 
-            res = tracker.track(chunks(), job.video.num_frames)
+            try:
+                res = tracker.track(chunks(), job.video.num_frames)
+            finally:
+                release(tracker)
         s = job.proc_scale
         q = res.queries.astype(np.float32).copy()
         q[:, 1:] *= s
