@@ -5,9 +5,8 @@ the same two conditions. All choices below are ours.
 
 Once per video (`prepare`), on the reference fitted to the canvas:
 - background plate: the reference with the person removed: the person mask is dilated (so the
-  person's edge colours go too) and the hole is filled by push-pull (a mask-weighted image pyramid
-  is reduced until the hole is covered, then expanded back, each level filling what the finer one
-  lacks). Smooth and fast; it does not invent texture.
+  person's edge colours go too) and the hole is inpainted (Telea, see `fill_hole`). Smooth; it
+  does not invent texture.
 - person parts: every person pixel is assigned to the nearest "bone" of the reference pose: torso
   (the shoulder-hip quadrilateral, distance 0 inside), head (neck -> nose), upper/lower arms,
   hands (wrist -> middle-finger knuckle), upper/lower legs, feet (ankle -> big toe). A part's
@@ -98,32 +97,19 @@ def with_neck(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
 
 
 def fill_hole(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Push-pull fill: image (H, W, 3) uint8, hole (H, W) bool -> image with the hole filled from
-    its surroundings (known pixels unchanged)."""
-    known = (~hole).astype(np.float32)
-    if known.sum() == 0:
+    """Inpaint the hole from its surroundings (Telea's fast marching method, OpenCV):
+    image (H, W, 3) uint8, hole (H, W) bool -> image with the hole filled, known pixels unchanged.
+
+    Chosen over a push-pull pyramid fill, which is 3x faster but lets the wall's colour bleed down
+    into the floor where the legs stood (a visible leg-shaped ghost); Telea propagates each
+    region's colour along the hole's boundary. Once per video, ~0.1 s at 384 px."""
+    if not hole.any():
+        return image.copy()
+    if hole.all():
         return np.full_like(image, 127)
-    colour = image.astype(np.float32) * known[..., None]
-    levels = [(colour, known)]
-    while min(colour.shape[:2]) > 2 and (known <= 0).any():
-        h, w = colour.shape[:2]
-        size = ((w + 1) // 2, (h + 1) // 2)
-        colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
-        known = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
-        levels.append((colour, known))
-    # coarsest level: colour / weight, any still-empty pixel gets the mean known colour
-    colour, known = levels[-1]
-    mean = levels[0][0].reshape(-1, 3).sum(0) / levels[0][1].sum()
-    filled = np.where(known[..., None] > 1e-6, colour / np.maximum(known, 1e-6)[..., None], mean)
-    for colour, known in reversed(levels[:-1]):
-        h, w = colour.shape[:2]
-        up = cv2.resize(filled.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        k = np.clip(known, 0, 1)[..., None]
-        # where a level has some known weight use its normalised colour, blended by that weight
-        own = colour / np.maximum(known, 1e-6)[..., None]
-        filled = k * own + (1 - k) * up
-    out = image.copy()
-    out[hole] = np.clip(np.round(filled[hole]), 0, 255).astype(np.uint8)
+    radius = max(3, round(0.01 * min(image.shape[:2])))
+    out = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+    out[~hole] = image[~hole]
     return out
 
 
