@@ -148,12 +148,24 @@ def _decord():
     return decord
 
 
+def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize one image to size = (width, height): halvings by pyrDown while the image is more
+    than twice the target, then bilinear. (cv2.INTER_AREA in OpenCV 5.0 makes the process's
+    memory grow frame after frame on 1080p input: ~1.7 GB over 400 frames, measured.)"""
+    import cv2
+
+    w, h = size
+    while frame.shape[1] >= 2 * w and frame.shape[0] >= 2 * h:
+        frame = cv2.pyrDown(frame)
+    if (frame.shape[1], frame.shape[0]) == (w, h):
+        return frame
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _fit(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or (frame.shape[1], frame.shape[0]) == size:
         return frame
-    import cv2
-
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return resize_frame(frame, size)
 
 
 def read_frames(info: VideoInfo, start: int = 0, stop: int | None = None, chunk: int = 32,

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..params import PoseParams
 from ..pose import layout as L
+from ..video import resize_frame
 
 # BlazePose landmark index -> COCO-WholeBody index
 _F, _LH, _RH = L.FACE_START, L.LEFT_HAND_START, L.RIGHT_HAND_START
@@ -173,8 +174,7 @@ class MediapipePose:
         sq = max(crop.shape[:2])
         canvas = np.zeros((sq, sq, 3), np.uint8)
         canvas[: crop.shape[0], : crop.shape[1]] = crop
-        canvas = cv2.resize(canvas, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA if sq > CROP_PX
-                            else cv2.INTER_LINEAR)
+        canvas = resize_frame(canvas, (CROP_PX, CROP_PX))
         keypoints, scores = self._run(self._crop_pose, canvas)
         keypoints = keypoints * np.float32(sq / CROP_PX)
         keypoints = np.where(scores[:, None] > 0, keypoints + np.float32([x0, y0]), keypoints)
