@@ -81,8 +81,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     than 2 frames."""
     path = Path(path)
     _check_file(path, "video")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                          capture_output=True, text=True, errors="replace")
+    exe = ffmpeg_exe()
+    try:
+        proc = subprocess.run([exe, "-hide_banner", "-i", str(path)],
+                              capture_output=True, text=True, errors="replace")
+    except OSError as exc:
+        raise ToolError(f"cannot run ffmpeg ({exe})", cause=str(exc),
+                        hint="unset FGBG_FFMPEG, or pip install imageio-ffmpeg (or apt-get install ffmpeg)") from exc
     text = proc.stderr
     fmt = re.search(r"Input #0, ([\w,]+), from", text)
     stream = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)", text)
@@ -288,8 +293,12 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
                     out_kw["shortest"] = None
                 node = ffmpeg.output(*streams, str(path), **out_kw).overwrite_output()
                 args = node.compile(cmd=ffmpeg_exe())
-                proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+                try:
+                    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE)
+                except OSError as exc:
+                    raise ToolError(f"cannot run ffmpeg ({args[0]})", cause=str(exc),
+                                    hint="unset FGBG_FFMPEG, or pip install imageio-ffmpeg") from exc
             data = np.ascontiguousarray(block[:, :h, :w, :3], dtype=np.uint8)
             proc.stdin.write(data.tobytes())
             n += len(block)

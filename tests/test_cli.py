@@ -199,3 +199,9 @@ def test_stitch_without_ref(sample, tmp_path):
     r = fgbg("stitch", sample.driving, "-w", tmp_path / "wd", "-o", tmp_path / "o.mp4")
     assert r.returncode == 0, r.stderr
     assert probe(tmp_path / "o.mp4").num_frames == probe(sample.driving).num_frames
+
+
+def test_missing_ffmpeg_is_exit_4(sample, tmp_path):
+    r = fgbg("extract-pose", sample.driving, "-w", tmp_path / "wd", env={"FGBG_FFMPEG": str(tmp_path / "nope")})
+    _assert_clean_error(r, 4)
+    assert "cannot run ffmpeg" in r.stderr
