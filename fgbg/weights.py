@@ -40,6 +40,7 @@ BACKENDS = ("dwpose", "sam", "cotracker", "diffusion", "none")
 ROLES = ("required", "optional", "training", "unused")
 VERIFIABLE_FIELDS = ("revision", "size", "sha256", "licence")
 HASH_CACHE_NAME = ".fgbg-hash-cache.json"
+RECORDED_HASHES_NAME = ".fgbg-recorded-hashes.json"
 CHUNK = 1 << 20  # 1 MiB
 
 _REQUIRED = ("kind", "revision", "filename", "size", "sha256", "licence", "backend", "role",
@@ -49,6 +50,8 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _SHORT_COMMIT_RE = re.compile(r"[0-9a-f]{7,39}")
+# plain http is accepted only on the loopback interface (a local mirror, the tests)
+_LOOPBACK_HTTP_RE = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/")
 
 
 class UnverifiedArtifactWarning(UserWarning):
@@ -229,7 +232,7 @@ def _parse_entry(name: str, table: object, where: str) -> LockEntry:
         if url:
             raise bad("url", "hf entries name `repo`, not `url`")
     else:
-        if not url.startswith("https://"):
+        if not (url.startswith("https://") or _LOOPBACK_HTTP_RE.match(url)):
             raise bad("url", f"{url!r} is not an https URL")
         if repo:
             raise bad("repo", f"{kind} entries name `url`, not `repo`")
@@ -285,7 +288,7 @@ def _parse_entry(name: str, table: object, where: str) -> LockEntry:
     file = text("file")
     parts = PurePosixPath(file).parts
     if (not file or file.startswith("/") or "\\" in file or ".." in parts or "." in parts
-            or file == HASH_CACHE_NAME):
+            or file in (HASH_CACHE_NAME, RECORDED_HASHES_NAME)):
         raise bad("file", f"{file!r} is not a relative '/'-separated path under the models dir")
     gated = table.get("gated", False)
     if not isinstance(gated, bool):
@@ -355,6 +358,48 @@ def cached_sha256(path: Path, *, use_cache: bool = True) -> str:
     return sha
 
 
+# ----------------------------------------------------------------------------- recorded hashes
+
+
+def recorded_hashes_file() -> Path:
+    """models_dir()/.fgbg-recorded-hashes.json: the sha256 of the first download of each artifact
+    whose hash models.lock does not vouch for (written by `fgbg models fetch` / `import`)."""
+    return models_dir() / RECORDED_HASHES_NAME
+
+
+def _read_recorded() -> dict:
+    try:
+        data = json.loads(recorded_hashes_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_sha256(entry: LockEntry) -> str | None:
+    """The sha256 recorded at the first download of `entry`, or None. A record made for another
+    source (the lock entry's repo/URL/revision/filename changed since) does not count."""
+    rec = _read_recorded().get(entry.name)
+    if (isinstance(rec, dict) and rec.get("source") == entry.source
+            and isinstance(rec.get("sha256"), str) and _SHA_RE.fullmatch(rec["sha256"])):
+        return rec["sha256"]
+    return None
+
+
+def record_sha256(entry: LockEntry, sha: str, size: int, how: str) -> Path:
+    """Remember `sha` as the hash of the first download of `entry` (atomic write)."""
+    data = _read_recorded()
+    import time
+
+    data[entry.name] = {"source": entry.source, "sha256": sha, "size": size, "how": how,
+                        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    target = recorded_hashes_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
 # ----------------------------------------------------------------------------- states
 
 
@@ -380,6 +425,21 @@ def check(entry: LockEntry, *, use_cache: bool = True) -> ArtifactCheck:
         size_note = f"size {size} bytes differs from the unconfirmed {entry.size} in models.lock"
     else:
         size_note = ""
+
+    recorded = None if entry.hash_confirmed else recorded_sha256(entry)
+    if recorded is not None:
+        sha = cached_sha256(path, use_cache=use_cache)
+        where = recorded_hashes_file()
+        if sha != recorded:
+            return ArtifactCheck(entry.name, "corrupt", path,
+                                 f"sha256 {sha} differs from {recorded}, recorded at its first "
+                                 f"download in {where} (models.lock has no confirmed hash)")
+        why = f"sha256 matches the one recorded at its first download ({where})"
+        if entry.sha256 is not None:
+            why += (" and models.lock's unconfirmed candidate" if entry.sha256 == sha else
+                    f", not models.lock's unconfirmed candidate {entry.sha256}")
+        return ArtifactCheck(entry.name, "unverified", path,
+                             f"{why}; models.lock cannot vouch for it until the hash is confirmed")
 
     if entry.sha256 is None:
         why = "models.lock has no sha256 for it yet"
