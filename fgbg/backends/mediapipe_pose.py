@@ -25,7 +25,6 @@ larger is followed instead. That costs one extra BlazePose run per acquisition.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from ..params import PoseParams

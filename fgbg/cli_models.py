@@ -1,0 +1,170 @@
+"""`fgbg models ...`: the artifacts pinned in models.lock (list, fetch, verify, path, import)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli_common import Quiet, Verbose, guarded
+
+models_app = typer.Typer(no_args_is_help=True, help="Model artifacts pinned in models.lock.")
+from .errors import InputError
+
+@models_app.command("list")
+@guarded
+def models_list(all_: Annotated[bool, typer.Option("--all", help="also list artifacts no backend loads")] = False,
+                verbose: Verbose = False):
+    """The artifacts in models.lock and their state on this machine (present/missing/corrupt)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .weights import list_table, models_dir
+
+    rows = list_table() if all_ else list_table(roles=("required", "optional", "training"))
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("name", "backend", "size", "licence", "state", "path"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*[str(x) for x in r])
+    console = Console(stderr=False, highlight=False)
+    console.print(table)
+    print(f"models folder: {models_dir()}", file=sys.stderr)
+
+
+
+def _lock_entries(names: list[str]):
+    from .weights import _entry, load_lock
+
+    lock = load_lock()
+    return lock, [_entry(n, lock) for n in dict.fromkeys(names)]
+
+
+@models_app.command("fetch")
+@guarded
+def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="artifact names (see `fgbg models list`)", show_default=False)] = None,
+                 for_: Annotated[Optional[str], typer.Option("--for", help="'run': every artifact whose role is 'required' (what the default backends load)")] = None,
+                 yes: Annotated[bool, typer.Option("--yes", "-y", help="accept restricting licences (non-commercial, gated, use-restricted) without asking")] = False,
+                 verbose: Verbose = False, quiet: Quiet = False):
+    """Download artifacts into the models folder and verify them (resumes a partial download).
+
+    stdout: the path of each artifact, one a line."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
+
+    from .errors import ModelError
+    from .fetch import already_there, confirm_licences, download, stderr_line
+    from .weights import models_dir
+
+    if for_ is not None and for_ != "run":
+        raise InputError(f"unknown --for '{for_}'", cause="--for takes 'run'",
+                         hint="use `fgbg models fetch --for run`, or name the artifacts")
+    if not names and for_ is None:
+        raise InputError("nothing to fetch", cause="no artifact names and no --for",
+                         hint="name artifacts (`fgbg models list` shows them) or use --for run")
+    lock, entries = _lock_entries(names or [])
+    if for_ == "run":
+        entries += [e for e in lock.values() if e.role == "required" and e not in entries]
+    todo = [e for e in entries if not already_there(e)]
+    done = [e for e in entries if e not in todo]
+    for e in done:
+        if not quiet:
+            stderr_line(f"{e.name}: already present")
+    ask = None
+    if sys.stdin.isatty():
+        ask = lambda q: typer.confirm(q, default=False, err=True)  # noqa: E731
+    # git entries are not fetched yet (download() says so): no licence question for them
+    confirm_licences([e for e in todo if e.kind != "git"], yes=yes, out=stderr_line, ask=ask)
+
+    failed: list[tuple[str, ModelError]] = []
+    paths = {e.name: models_dir() / e.file for e in done}
+    console = Console(stderr=True, quiet=quiet)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        for e in todo:
+            try:
+                paths[e.name] = download(e, progress=progress,
+                                         warn=lambda m: console.print(f"warning: {m}", markup=False,
+                                                                      highlight=False))
+            except ModelError as err:
+                if len(entries) == 1:
+                    raise
+                failed.append((e.name, err))
+                for line in err.lines():
+                    console.print(line, markup=False, highlight=False)
+    for e in entries:
+        if e.name in paths and e.name not in dict(failed):
+            print(paths[e.name])
+    if failed:
+        names_failed = ", ".join(n for n, _ in failed)
+        raise ModelError(f"{len(failed)} of {len(entries)} artifacts could not be fetched: {names_failed}",
+                         cause="see the errors above",
+                         hint="fix those and rerun: finished artifacts are kept, partial ones resume")
+
+
+@models_app.command("verify")
+@guarded
+def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="artifact names; none: every artifact on disk", show_default=False)] = None,
+                  no_cache: Annotated[bool, typer.Option("--no-cache", help="rehash every file (ignore the hash cache)")] = False,
+                  verbose: Verbose = False):
+    """Recompute the hashes and show each artifact's state; exit 3 if one is corrupt or missing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .errors import ModelError
+    from .weights import check
+
+    lock, entries = _lock_entries(names or [])
+    results = [check(e, use_cache=not no_cache) for e in (entries if names else lock.values())]
+    if not names:
+        results = [r for r in results if r.state != "missing"]
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("name", "state", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.name, r.state, r.detail)
+    if results:
+        Console(stderr=False, highlight=False).print(table)
+    else:
+        print("no artifacts on disk to verify", file=sys.stderr)
+    bad = [r for r in results if r.state in ("missing", "corrupt")]
+    if bad:
+        raise ModelError(f"{len(bad)} artifact(s) failed verification: "
+                         + ", ".join(f"{r.name} ({r.state})" for r in bad),
+                         cause="; ".join(r.detail for r in bad),
+                         hint=f"run `fgbg models fetch {' '.join(r.name for r in bad)}`")
+
+
+@models_app.command("path")
+@guarded
+def models_path(name: Annotated[str, typer.Argument(help="artifact name", show_default=False)],
+                verbose: Verbose = False):
+    """Print the absolute path of an artifact; exit 3 when it is missing or corrupt."""
+    import warnings
+
+    from .weights import require
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = require(name)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(Path(path).resolve())
+
+
+@models_app.command("import")
+@guarded
+def models_import(name: Annotated[str, typer.Argument(help="artifact name", show_default=False)],
+                  file: Annotated[Path, typer.Argument(help="a file downloaded elsewhere", show_default=False)],
+                  verbose: Verbose = False):
+    """Copy a file downloaded elsewhere into place, verified like a fetch (for offline machines)."""
+    from .fetch import import_file
+    from .weights import _entry
+
+    entry = _entry(name, None)
+    path = import_file(entry, file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    print(path)
