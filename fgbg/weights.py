@@ -19,7 +19,6 @@ States of an artifact on disk (`state()`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -313,12 +312,10 @@ def _entry(name: str, lock: dict[str, LockEntry] | None) -> LockEntry:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file's content, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of a file's content, read in 1 MiB chunks (one implementation: fgbg.workdir's)."""
+    from .workdir import sha256_file as _sha256
+
+    return _sha256(Path(path), CHUNK)
 
 
 def _cache_file() -> Path:
