@@ -24,13 +24,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                        "driving video's background moves.")
 
 
-def _check_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"unknown device '{device}'", cause="fgbg runs on auto, cpu or cuda",
-                         hint="use --device auto")
-    return device
-
-
 def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, verbose=False, quiet=False,
          force=(), pose=None, segment=None, track=None, generate=None, stitch=None, device="auto"):
     from .report import Reporter
@@ -40,7 +33,9 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
 
     from .backends import check_name
 
-    _check_device(device)
+    from .devices import check_device
+
+    check_device(device)
     for kind, params in (("pose", pose), ("segment", segment), ("track", track), ("generate", generate)):
         if params is not None:
             check_name(kind, params.backend)
@@ -55,7 +50,8 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
     root = workdir if workdir is not None else Path(".fgbg") / Path(video).stem
     kw = {k: v for k, v in dict(pose=pose, segment=segment, track=track, generate=generate,
                                stitch=stitch).items() if v is not None}
-    return Job(video=info, workdir=WD(root), ref_path=ref, force=frozenset(force), report=report, **kw)
+    return Job(video=info, workdir=WD(root), ref_path=ref, force=frozenset(force), report=report,
+               device=device, **kw)
 
 
 def _stitch_params(crf: int, audio: bool) -> StitchParams:

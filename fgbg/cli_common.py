@@ -20,7 +20,7 @@ _P, _S, _T, _G, _O = (field_help(c) for c in (PoseParams, SegmentParams, TrackPa
 # ---- shared options ---------------------------------------------------------------------------
 Video = Annotated[Path, typer.Argument(help="driving video (mp4/mov/webm)", show_default=False)]
 Workdir = Annotated[Optional[Path], typer.Option("-w", "--workdir", help="work directory [default: .fgbg/<video stem>]")]
-Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when torch sees one)")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="debug logs and tracebacks")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="no progress or summary")]
 Preview = Annotated[bool, typer.Option("--preview", help="also write a preview video under <workdir>/previews/")]

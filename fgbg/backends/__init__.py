@@ -70,10 +70,20 @@ def resolve(kind: str, name: str) -> tuple[str, dict[str, str]]:
     return name, models
 
 
-def build(kind: str, name: str, params):
-    """Construct a backend by (resolved) name. Constructing never downloads."""
+def build(kind: str, name: str, params, device: str = "auto"):
+    """Construct a backend by (resolved) name. Constructing never downloads.
+
+    Backends that load a model take `device` (the run's one choice, see fgbg.devices); the
+    weight-free ones take only their params."""
+    import inspect
+
     module, cls = REGISTRY[kind][name].target.split(":")
-    return getattr(importlib.import_module(module), cls)(params)
+    factory = getattr(importlib.import_module(module), cls)
+    if "device" in inspect.signature(factory).parameters:
+        from ..devices import resolve_device
+
+        return factory(params, device=resolve_device(device))
+    return factory(params)
 
 
 def release(backend) -> None:
@@ -85,3 +95,6 @@ def release(backend) -> None:
     import gc
 
     gc.collect()
+    from ..devices import free_cuda_memory
+
+    free_cuda_memory()

@@ -40,6 +40,7 @@ class Job:
     generate: GenerateParams = field(default_factory=GenerateParams)
     stitch: StitchParams = field(default_factory=StitchParams)
     force: frozenset[str] = frozenset()
+    device: str = "auto"  # one device for the run (fgbg.devices); model backends load onto it
     report: Reporter = field(default_factory=Reporter)
     _keys: dict = field(default_factory=dict)
     _done: dict = field(default_factory=dict)  # (stage, key) -> Record checked in this process

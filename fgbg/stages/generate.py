@@ -109,7 +109,7 @@ def record(job: Job):
 
     from ..pose.draw import draw_pose_maps
 
-    gen = build("generate", name, job.generate)
+    gen = build("generate", name, job.generate, job.device)
     try:
         gen.prepare(Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool)), w, h)
         done_before = 0

@@ -34,7 +34,7 @@ def record(job: Job):
     def build_pose(tmp: Path) -> dict:
         from ..pose.draw import draw_pose_maps
 
-        est = build("pose", name, job.pose)
+        est = build("pose", name, job.pose, job.device)
         w, h = job.proc_size
         scale = job.proc_scale
         maps = artifacts.FrameStoreWriter(tmp / "pose_maps", (h, w, 3), "uint8")

@@ -39,7 +39,7 @@ def record(job: Job):
 
     def build_ref(tmp: Path) -> dict:
         image = apply_cover(read_image(job.ref_path), w, h)
-        est = build("pose", pose_name, job.pose)
+        est = build("pose", pose_name, job.pose, job.device)
         try:
             est.reset()
             k, s = est.estimate(image[None])
@@ -50,7 +50,7 @@ def record(job: Job):
                              cause=f"the pose estimator ({pose_name}) found no full body in it "
                                    f"(after fitting it to {w}x{h})",
                              hint="use a photo of one person, whole body visible, facing the camera")
-        seg = build("segment", seg_name, job.segment)
+        seg = build("segment", seg_name, job.segment, job.device)
         try:
             mask = seg.segment(image[None], k, s)[0]
         finally:

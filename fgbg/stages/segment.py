@@ -28,7 +28,7 @@ def record(job: Job):
 
     def build_masks(tmp: Path) -> dict:
         pose = artifacts.load_pose(pose_rec.folder / "pose.npz")
-        seg = build("segment", name, job.segment)
+        seg = build("segment", name, job.segment, job.device)
         w, h = job.proc_size
         kps = pose.keypoints / job.proc_scale
         out = artifacts.FrameStoreWriter(tmp / "masks", (h, w), "uint8")

@@ -28,7 +28,7 @@ def record(job: Job):
 
     def build_tracks(tmp: Path) -> dict:
         masks = artifacts.open_masks(seg_rec.folder / "masks")
-        tracker = build("track", name, job.track)
+        tracker = build("track", name, job.track, job.device)
         w, h = job.proc_size
         size = None if (w, h) == (job.video.width, job.video.height) else (w, h)
         chunk = job.chunk(job.track.chunk)
