@@ -12,9 +12,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import (STAGES, Audio, ClipLength, Crf, Device, Force, GenBackend, Height, NumPoints,
-                         Output, PoseBackend, Preview, Quiet, Ref, Retarget, Seed, SegBackend,
-                         Tracker, Verbose, Video, Width, Workdir, guarded)
+from .cli_common import (STAGES, Audio, ClipLength, Crf, Device, Dtype, Force, GenBackend, Guidance,
+                         Height, LowMemory, NumPoints, Offload, Output, PipelineDir, PoseBackend,
+                         Preview, Quiet, Ref, Retarget, Seed, SegBackend, Steps, Tracker, Verbose,
+                         Video, Width, Workdir, guarded)
 from .cli_models import models_app
 from .errors import InputError
 from .params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams
@@ -134,9 +135,27 @@ def track_bg(video: Video, workdir: Workdir = None, tracker: Tracker = "auto",
     print(rec.folder / "tracks.npz")
 
 
-def _gen_params(backend, clip_length, seed, width, height, retarget) -> GenerateParams:
+def _gen_params(backend, clip_length, seed, width, height, retarget, steps=GenerateParams.steps,
+                guidance_scale=GenerateParams.guidance_scale, dtype=GenerateParams.dtype,
+                low_memory=False, offload=False, pipeline="") -> GenerateParams:
+    if steps < 1:
+        raise InputError(f"--steps {steps} is too few", cause="denoising needs at least one step",
+                         hint="use --steps 25")
+    if guidance_scale < 1:
+        raise InputError(f"--guidance-scale {guidance_scale} is below 1",
+                         cause="1 switches guidance off; below 1 pushes away from the reference",
+                         hint="use --guidance-scale 3.5, or 1 for no guidance")
+    if dtype not in ("auto", "fp16", "bf16", "fp32"):
+        raise InputError(f"--dtype {dtype} is unknown", cause="fgbg runs the model in fp16, bf16 or fp32",
+                         hint="use --dtype auto (fp16 on a GPU, fp32 on the CPU)")
+    if pipeline and not (Path(pipeline) / "model_index.json").is_file():
+        raise InputError(f"--pipeline {pipeline} is not a pipeline folder",
+                         cause="it has no model_index.json",
+                         hint="pass the folder `fgbg models convert` or training wrote")
     return GenerateParams(backend=backend, clip_length=clip_length, seed=seed, width=width,
-                          height=height, retarget=retarget)
+                          height=height, retarget=retarget, steps=steps, guidance_scale=guidance_scale,
+                          dtype=dtype, low_memory=low_memory, offload=offload,
+                          pipeline=str(Path(pipeline).resolve()) if pipeline else "")
 
 
 @app.command("generate")
@@ -144,6 +163,9 @@ def _gen_params(backend, clip_length, seed, width, height, retarget) -> Generate
 def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: GenBackend = "auto",
              clip_length: ClipLength = GenerateParams.clip_length, seed: Seed = GenerateParams.seed,
              width: Width = 0, height: Height = 0, retarget: Retarget = True,
+             steps: Steps = GenerateParams.steps, guidance_scale: Guidance = GenerateParams.guidance_scale,
+             dtype: Dtype = GenerateParams.dtype, low_memory: LowMemory = False, offload: Offload = False,
+             pipeline: PipelineDir = "",
              tracker: Tracker = "auto", num_points: NumPoints = TrackParams.num_points,
              pose_backend: PoseBackend = "auto", seg_backend: SegBackend = "auto",
              force: Force = False, device: Device = "auto", verbose: Verbose = False,
@@ -155,7 +177,8 @@ def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: Ge
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["generate"] if force else [], pose=PoseParams(backend=pose_backend),
                segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
-               generate=_gen_params(backend, clip_length, seed, width, height, retarget), device=device)
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
+                                   guidance_scale, dtype, low_memory, offload, pipeline), device=device)
     reference.check(job)
     stage.check(job)
     with job.workdir:
@@ -173,7 +196,10 @@ def _default_output(video: Path) -> Path:
 def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir = None,
            backend: GenBackend = "auto", clip_length: ClipLength = GenerateParams.clip_length,
            seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
-           retarget: Retarget = True, tracker: Tracker = "auto",
+           retarget: Retarget = True,
+           steps: Steps = GenerateParams.steps, guidance_scale: Guidance = GenerateParams.guidance_scale,
+           dtype: Dtype = GenerateParams.dtype, low_memory: LowMemory = False, offload: Offload = False,
+           pipeline: PipelineDir = "", tracker: Tracker = "auto",
            num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
            seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
            force: Force = False, device: Device = "auto", verbose: Verbose = False,
@@ -189,7 +215,8 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["stitch"] if force else [], pose=PoseParams(backend=pose_backend),
                segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
-               generate=_gen_params(backend, clip_length, seed, width, height, retarget),
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
+                                   guidance_scale, dtype, low_memory, offload, pipeline),
                stitch=_stitch_params(crf, audio), device=device)
     if ref is not None:
         reference.check(job)
@@ -204,7 +231,10 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
 def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir = None,
         backend: GenBackend = "auto", clip_length: ClipLength = GenerateParams.clip_length,
         seed: Seed = GenerateParams.seed, width: Width = 0, height: Height = 0,
-        retarget: Retarget = True, tracker: Tracker = "auto",
+        retarget: Retarget = True,
+        steps: Steps = GenerateParams.steps, guidance_scale: Guidance = GenerateParams.guidance_scale,
+        dtype: Dtype = GenerateParams.dtype, low_memory: LowMemory = False, offload: Offload = False,
+        pipeline: PipelineDir = "", tracker: Tracker = "auto",
         num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
         seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
         force: Annotated[list[str], typer.Option("--force", help=f"recompute a stage even if cached (repeatable): {', '.join(STAGES)}, all")] = [],
@@ -224,7 +254,8 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet, force=force,
                pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
                track=_track_params(tracker, num_points),
-               generate=_gen_params(backend, clip_length, seed, width, height, retarget),
+               generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
+                                   guidance_scale, dtype, low_memory, offload, pipeline),
                stitch=_stitch_params(crf, audio), device=device)
     reference.check(job)
     gen_stage.check(job)

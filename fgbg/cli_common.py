@@ -99,4 +99,10 @@ def guarded(fn):
 
     return wrapper
 
-
+# diffusion generator (fgbg.backends.diffusion); the warp generator ignores them
+Steps = Annotated[int, typer.Option("--steps", help=_G["steps"])]
+Guidance = Annotated[float, typer.Option("--guidance-scale", help=_G["guidance_scale"])]
+Dtype = Annotated[str, typer.Option("--dtype", help=_G["dtype"])]
+LowMemory = Annotated[bool, typer.Option("--low-memory", help=_G["low_memory"])]
+Offload = Annotated[bool, typer.Option("--offload", help=_G["offload"])]
+PipelineDir = Annotated[str, typer.Option("--pipeline", help=_G["pipeline"])]

@@ -56,17 +56,30 @@ class TrackParams:
 @dataclass(frozen=True)
 class GenerateParams:
     backend: str = "auto"
-    """generator: auto | warp (weight-free classical preview; the diffusion model comes later)"""
+    """generator: auto | diffusion (the fgbg video model; needs a pipeline) | warp (weight-free
+    classical preview)"""
     clip_length: int = 16
     """frames per clip; clip c>0 starts on the last frame of clip c-1 (one frame of overlap)"""
     seed: int = 0
     """base seed; clip c uses seed + c"""
     width: int = 0
-    """output width in pixels (0: the driving video's processing width)"""
+    """output width in pixels (0: from the driving video; the diffusion model fits it to multiples of 64)"""
     height: int = 0
-    """output height in pixels (0: the driving video's processing height)"""
+    """output height in pixels (0: from the driving video; the diffusion model fits it to multiples of 64)"""
     retarget: bool = True
     """move the driving pose onto the reference person's body proportions and position"""
+    steps: int = 25
+    """diffusion: denoising steps per clip (DDIM)"""
+    guidance_scale: float = 3.5
+    """diffusion: classifier-free guidance on the reference (1 = off)"""
+    dtype: str = "auto"
+    """diffusion: fp16 | bf16 | fp32 | auto (fp16 on a GPU, fp32 on the CPU)"""
+    low_memory: bool = False
+    """diffusion: run the two guidance branches one after the other (less GPU memory, slower)"""
+    offload: bool = False
+    """diffusion: keep models on the CPU and move each to the GPU only while it runs"""
+    pipeline: str = ""
+    """diffusion: pipeline folder (empty: $FGBG_PIPELINE, else the converted AnimateAnyone one)"""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from ..errors import InputError
 class BackendSpec:
     target: str  # "module:Class"
     artifacts: tuple[str, ...] = ()  # models.lock entries it loads
+    # "module:function"(params) -> {identity: sha} when the backend's model is there, else None;
+    # for models that are not single lock entries (a converted or trained pipeline folder)
+    finder: str | None = None
+    missing_hint: str | None = None  # "module:function"() -> the fix when the finder finds nothing
 
 
 # preference order: best first (heavy backends are added in front by later issues)
@@ -24,11 +28,21 @@ REGISTRY: dict[str, dict[str, BackendSpec]] = {
     "pose": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose")},
     "segment": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter")},
     "track": {"lk": BackendSpec("fgbg.backends.lk:LKTracker")},
-    "generate": {"warp": BackendSpec("fgbg.backends.warp:WarpGenerator")},
+    "generate": {
+        "diffusion": BackendSpec("fgbg.backends.diffusion:DiffusionGenerator",
+                                 finder="fgbg.backends.diffusion:find",
+                                 missing_hint="fgbg.backends.diffusion:missing_hint"),
+        "warp": BackendSpec("fgbg.backends.warp:WarpGenerator"),
+    },
 }
 
 OPTION = {"pose": "--pose-backend", "segment": "--seg-backend", "track": "--tracker",
           "generate": "--backend"}
+
+
+def _call(target: str, *args):
+    module, fn = target.split(":")
+    return getattr(importlib.import_module(module), fn)(*args)
 
 
 def _present(artifacts: tuple[str, ...]) -> bool:
@@ -49,17 +63,31 @@ def check_name(kind: str, name: str) -> None:
                          hint=f"use {OPTION[kind]} with one of: auto, {', '.join(choices)}")
 
 
-def resolve(kind: str, name: str) -> tuple[str, dict[str, str]]:
-    """Backend name (auto resolved) and {artifact: sha256} of the weights it will use."""
+def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
+    """Backend name (auto resolved) and {artifact: sha256} of the weights it will use (these go
+    into the stage's cache key: other weights, other results)."""
     check_name(kind, name)
     choices = REGISTRY[kind]
     if name == "auto":
         for cand, spec in choices.items():
-            if _present(spec.artifacts):
+            if spec.finder is not None:
+                if _call(spec.finder, params) is not None:
+                    name = cand
+                    break
+            elif _present(spec.artifacts):
                 name = cand
                 break
     models: dict[str, str] = {}
     spec = choices[name]
+    if spec.finder is not None:
+        found = _call(spec.finder, params)
+        if found is None:
+            from ..errors import ModelError
+
+            raise ModelError(f"the {name} {kind} backend has no model here",
+                             cause="its model folder was not found",
+                             hint=_call(spec.missing_hint) if spec.missing_hint else "see fgbg models list")
+        models.update(found)
     if spec.artifacts:
         from ..weights import load_lock, require
 

@@ -139,3 +139,82 @@ def load_animateanyone(reference_net, video_unet, pose_encoder, *, reference: di
         missing, unexpected = model.load_state_dict(sd, strict=False)
         assert not unexpected and not missing, (missing, unexpected)  # map_state_dict checked
     return {"reference": len(ref_sd), "denoising": len(vid_sd), "pose": len(pose_sd)}
+
+
+# ---- the whole conversion: files -> pipeline folder -------------------------------------------
+
+MANIFEST = "fgbg_manifest.json"
+SOURCES = {  # what `fgbg models convert animateanyone` reads, by models.lock name
+    "reference_unet": "animateanyone-reference-unet",
+    "denoising_unet": "animateanyone-denoising-unet",
+    "motion_module": "animateanyone-motion-module",
+    "pose_guider": "animateanyone-pose-guider",
+    "unet_config": "sd15-unet-config",
+    "vae": "sd-vae-ft-mse",  # the folder holding it and its config.json
+    "image_encoder": "sd-image-variations-image-encoder",  # folder with config.json
+}
+
+
+def _torch_load(path) -> dict:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    return sd
+
+
+def convert_animateanyone(paths: dict, out_dir, *, motion_num_attention_heads: int = 8,
+                          motion_max_seq_length: int = 32, motion_norm_num_groups: int = 32,
+                          dtype: torch.dtype = torch.float32) -> dict:
+    """AnimateAnyone checkpoint files -> an fgbg pipeline folder (diffusers layout, safetensors).
+
+    paths: keys of SOURCES -> file (folders for vae and image_encoder). Motion settings default to
+    AnimateAnyone's inference_v2.yaml. Returns the manifest written beside the pipeline.
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionModelWithProjection
+
+    from .encoders import ConditionEncoder
+    from .pipeline import FgbgPipeline, make_scheduler
+    from .unets import ReferenceNet, VideoUNet, sd_config
+
+    out_dir = Path(out_dir)
+    unet_cfg = sd_config(json.loads(Path(paths["unet_config"]).read_text()))
+    reference = ReferenceNet(**unet_cfg)
+    video = VideoUNet(**unet_cfg, motion_num_attention_heads=motion_num_attention_heads,
+                      motion_max_seq_length=motion_max_seq_length,
+                      motion_norm_num_groups=motion_norm_num_groups)
+    c0 = unet_cfg.get("block_out_channels", (320,))[0]
+    pose = ConditionEncoder(conditioning_embedding_channels=c0)
+    track = ConditionEncoder(conditioning_embedding_channels=c0)  # new: zero output
+    counts = load_animateanyone(
+        reference, video, pose, reference=_torch_load(paths["reference_unet"]),
+        denoising=_torch_load(paths["denoising_unet"]),
+        motion=_torch_load(paths["motion_module"]) if paths.get("motion_module") else None,
+        pose=_torch_load(paths["pose_guider"]))
+    vae = AutoencoderKL.from_pretrained(Path(paths["vae"]), local_files_only=True)
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(Path(paths["image_encoder"]),
+                                                                  local_files_only=True)
+    pipe = FgbgPipeline(vae=vae, image_encoder=image_encoder, reference_net=reference, unet=video,
+                        pose_encoder=pose, track_encoder=track, scheduler=make_scheduler())
+    pipe.to(dtype=dtype)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    from ..workdir import sha256_file
+
+    files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    manifest = {"kind": "animateanyone", "sources": {k: str(v) for k, v in paths.items()},
+                "mapped": counts, "files": files,
+                "new_zero_initialised": ["track_encoder", "unet.conv_in.weight[:, 4:9]"]}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    old = out_dir.with_name(out_dir.name + ".old")
+    if out_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return manifest

@@ -79,6 +79,22 @@ class Job:
         return self._keys[name]
 
 
+def generation_canvas(job: Job, name: str | None = None) -> tuple[int, int]:
+    """(W, H) of the generated frames (and of the fitted reference). A model generator may fit the
+    size to what it accepts, and checks what it can before anything loads."""
+    if name is None:
+        from ..backends import resolve
+
+        name, _ = resolve("generate", job.generate.backend, job.generate)
+    w, h = job.canvas_size
+    if name == "diffusion":
+        from ..backends import diffusion
+
+        diffusion.check(job.generate, job.video.num_frames)
+        return diffusion.fit_canvas(job.generate, w, h)
+    return w, h
+
+
 def make_key(stage: str, version: int, params, inputs: dict, upstream: dict, models: dict,
              extra: dict | None = None) -> str:
     p = to_dict(params) if params is not None else {}

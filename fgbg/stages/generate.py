@@ -20,7 +20,7 @@ from ..report import StageRow, Timer
 from . import pose as pose_stage
 from . import reference as reference_stage
 from . import track as track_stage
-from .base import Job, cover_transform, make_key
+from .base import Job, cover_transform, generation_canvas, make_key
 
 import os
 import time
@@ -54,8 +54,8 @@ def record(job: Job):
     pose_rec = pose_stage.record(job)
     track_rec = track_stage.record(job)
     ref_rec = reference_stage.record(job)
-    name, models = resolve("generate", job.generate.backend)
-    w, h = job.canvas_size
+    name, models = resolve("generate", job.generate.backend, job.generate)
+    w, h = generation_canvas(job, name)
     key = make_key(NAME, VERSION, job.generate, {},
                    {"pose": pose_rec.key, "track-bg": track_rec.key, "ref": ref_rec.key}, models,
                    extra={"backend": name, "canvas": [w, h], "overlap": OVERLAP})

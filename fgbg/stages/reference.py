@@ -8,7 +8,7 @@ from .. import artifacts
 from ..backends import build, release, resolve
 from ..errors import InputError
 from ..video import read_image
-from .base import Job, apply_cover, ensure, make_key
+from .base import Job, apply_cover, ensure, generation_canvas, make_key
 from .pose import person_present
 
 NAME = "ref"
@@ -31,7 +31,7 @@ def record(job: Job):
     check(job)
     pose_name, pose_models = resolve("pose", job.pose.backend)
     seg_name, seg_models = resolve("segment", job.segment.backend)
-    w, h = job.canvas_size
+    w, h = generation_canvas(job)
     key = make_key(NAME, VERSION, None, {"ref": job.workdir.file_hash(job.ref_path)}, {},
                    {**pose_models, **seg_models},
                    extra={"pose": {**vars(job.pose), "backend": pose_name},

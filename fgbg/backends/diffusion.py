@@ -1,0 +1,157 @@
+"""`diffusion` generator: the fgbg video diffusion model (fgbg.diffusion) behind the generate stage.
+
+Loads a pipeline folder (diffusers layout): `--pipeline PATH`, else $FGBG_PIPELINE, else the one
+`fgbg models convert animateanyone` writes under the model store (pipelines/animateanyone). The
+generate stage owns the clip plan and the per-clip commit; this backend makes one clip at a time:
+clip c > 0 continues from the previous clip's last frame as committed (uint8), so a resumed run
+gives the same bytes as an uninterrupted one. The reference (CLIP embedding, ReferenceNet bank) is
+encoded once in `prepare` and reused by every clip.
+
+Sizes (our choice where the user gives none): the model needs multiples of 64 pixels; the canvas
+keeps the driving video's aspect with its long side at most MAX_SIDE (AnimateAnyone's 768), and the
+stitch stage scales the frames back to the video's size. An explicit --width/--height that does not
+fit is an error before anything loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from .base import ClipInputs, Reference
+
+MAX_SIDE = 768
+DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
+def default_pipeline_dir() -> Path:
+    from ..weights import models_dir
+
+    return models_dir() / "pipelines" / "animateanyone"
+
+
+def pipeline_dir(params=None) -> Path:
+    explicit = getattr(params, "pipeline", "") if params is not None else ""
+    return Path(explicit or os.environ.get("FGBG_PIPELINE") or default_pipeline_dir())
+
+
+def _multiple(params) -> int:
+    return 64
+
+
+def find(params=None) -> dict[str, str] | None:
+    """{"pipeline": identity} when a pipeline folder is there, else None (auto skips us).
+
+    Identity: the sha256 of the converter's manifest (it lists every file's sha256); for a folder
+    without one (a pipeline saved by training), a fingerprint of file names, sizes and mtimes."""
+    import hashlib
+
+    folder = pipeline_dir(params)
+    if not (folder / "model_index.json").is_file():
+        return None
+    manifest = folder / "fgbg_manifest.json"
+    h = hashlib.sha256()
+    if manifest.is_file():
+        h.update(manifest.read_bytes())
+    else:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return {"pipeline": h.hexdigest()}
+
+
+def missing_hint() -> str:
+    return ("run `fgbg models fetch animateanyone-reference-unet animateanyone-denoising-unet "
+            "animateanyone-motion-module animateanyone-pose-guider sd15-unet-config sd-vae-ft-mse "
+            "sd-vae-ft-mse-config sd-image-variations-image-encoder sd-image-variations-image-encoder-config`, "
+            "then `fgbg models convert animateanyone`; or pass --pipeline PATH; or use --backend warp")
+
+
+def fit_canvas(params, width: int, height: int) -> tuple[int, int]:
+    """The output canvas for the model: explicit sizes must fit; automatic ones are fitted."""
+    m = _multiple(params)
+    if params.width or params.height:
+        w, h = params.width or width, params.height or height
+        if w % m or h % m:
+            raise InputError(f"--width {w} --height {h} does not fit the diffusion model",
+                             cause=f"its sizes are multiples of {m} pixels (8 in latent space)",
+                             hint=f"use --width {max(m, round(w / m) * m)} --height {max(m, round(h / m) * m)}, "
+                                  "or leave both out to fit the video automatically")
+        return w, h
+    s = min(1.0, MAX_SIDE / max(width, height))
+    return max(m, round(width * s / m) * m), max(m, round(height * s / m) * m)
+
+
+def check(params, num_frames: int) -> None:
+    """Checks that need only the pipeline's config files (nothing is loaded)."""
+    folder = pipeline_dir(params)
+    if not (folder / "model_index.json").is_file():
+        raise ModelError(f"no diffusion pipeline at {folder}", cause="the diffusion backend needs a "
+                         "converted or trained pipeline folder (model_index.json)", hint=missing_hint())
+    try:
+        cfg = json.loads((folder / "unet" / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the pipeline at {folder} is incomplete", cause=f"unet/config.json: {exc}",
+                         hint="convert it again: fgbg models convert animateanyone") from None
+    longest = cfg.get("motion_max_seq_length", 32)
+    if params.clip_length > longest:
+        raise InputError(f"--clip-length {params.clip_length} is longer than the model allows",
+                         cause=f"its temporal blocks hold positions for {longest} frames",
+                         hint=f"use --clip-length {min(24, longest)} (AnimateAnyone's) or at most {longest}")
+
+
+class DiffusionGenerator:
+    name = "diffusion"
+
+    def __init__(self, params, device: str = "cpu"):
+        import torch
+        from diffusers.utils import logging as diffusers_logging
+
+        from ..diffusion.pipeline import FgbgPipeline
+
+        # fgbg reports progress itself; diffusers' loading bars and notices would interleave
+        diffusers_logging.disable_progress_bar()
+        diffusers_logging.set_verbosity_error()
+
+        self.params = params
+        folder = pipeline_dir(params)
+        dtype_name = params.dtype if params.dtype != "auto" else ("fp16" if device.startswith("cuda") else "fp32")
+        if dtype_name not in DTYPES:
+            raise InputError(f"--dtype {params.dtype} is unknown", cause="fp16, bf16, fp32 or auto",
+                             hint="use --dtype auto (fp16 on a GPU, fp32 on the CPU)")
+        dtype = getattr(torch, DTYPES[dtype_name])
+        if not (folder / "model_index.json").is_file():
+            raise ModelError(f"no diffusion pipeline at {folder}", cause="model_index.json is missing",
+                             hint=missing_hint())
+        self.pipe = FgbgPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+        if params.offload and device.startswith("cuda"):
+            self.pipe.enable_model_cpu_offload(device=device)
+        else:
+            self.pipe.to(device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.ctx = None
+
+    def prepare(self, ref: Reference, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.ctx = self.pipe.encode_reference(ref.image, height, width)
+
+    def generate_clip(self, clip: ClipInputs) -> np.ndarray:
+        from ..diffusion.track_maps import render_track_maps
+
+        w, h = self.size
+        maps = render_track_maps(clip.tracks, clip.visible, clip.tracks_origin, (w, h), (w, h))
+        p = self.params
+        return self.pipe.generate_clip(self.ctx, clip.pose_maps, maps, clip.prev_frame, clip.seed,
+                                       num_inference_steps=p.steps, guidance_scale=p.guidance_scale,
+                                       low_memory=p.low_memory)
+
+    def close(self) -> None:
+        if self.ctx is not None:
+            self.ctx.reference.clear()
+        self.ctx = None
+        self.pipe = None
