@@ -168,3 +168,65 @@ def models_import(name: Annotated[str, typer.Argument(help="artifact name", show
     entry = _entry(name, None)
     path = import_file(entry, file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     print(path)
+
+
+@models_app.command("convert")
+@guarded
+def models_convert(
+        kind: Annotated[str, typer.Argument(help="what to convert: animateanyone")],
+        out: Annotated[Optional[Path], typer.Option("--out", help="pipeline folder to write (default: <models>/pipelines/animateanyone, which `generate --backend auto` uses)")] = None,
+        reference_unet: Annotated[Optional[Path], typer.Option("--reference-unet", help="reference_unet.pth (default: from the model store)")] = None,
+        denoising_unet: Annotated[Optional[Path], typer.Option("--denoising-unet", help="denoising_unet.pth")] = None,
+        motion_module: Annotated[Optional[Path], typer.Option("--motion-module", help="motion_module.pth")] = None,
+        pose_guider: Annotated[Optional[Path], typer.Option("--pose-guider", help="pose_guider.pth")] = None,
+        unet_config: Annotated[Optional[Path], typer.Option("--unet-config", help="SD1.5 unet/config.json")] = None,
+        vae: Annotated[Optional[Path], typer.Option("--vae", help="folder with the VAE's config.json and weights (sd-vae-ft-mse)")] = None,
+        image_encoder: Annotated[Optional[Path], typer.Option("--image-encoder", help="folder with the CLIP image encoder's config.json and weights")] = None,
+        motion_heads: Annotated[int, typer.Option("--motion-heads", help="attention heads of the temporal blocks (AnimateAnyone: 8)")] = 8,
+        dtype: Annotated[str, typer.Option("--dtype", help="dtype the pipeline is stored in: fp32 | fp16")] = "fp32",
+        verbose: Verbose = False, quiet: Quiet = False):
+    """Convert AnimateAnyone checkpoints into an fgbg pipeline folder (diffusers layout, safetensors).
+
+    Strict: every key must land on a parameter of the same shape; the track encoder and the extra
+    conv_in channels start at zero, so the result computes exactly what AnimateAnyone computes."""
+    if kind != "animateanyone":
+        raise InputError(f"cannot convert '{kind}'", cause="fgbg converts: animateanyone",
+                         hint="fgbg models convert animateanyone")
+    if dtype not in ("fp32", "fp16"):
+        raise InputError(f"--dtype {dtype} is unknown", cause="pipelines are stored as fp32 or fp16",
+                         hint="use --dtype fp32 (exact) or fp16 (half the disk)")
+    from .diffusion.convert import SOURCES
+    from .weights import require
+
+    given = dict(reference_unet=reference_unet, denoising_unet=denoising_unet, motion_module=motion_module,
+                 pose_guider=pose_guider, unet_config=unet_config, vae=vae, image_encoder=image_encoder)
+    paths = {}
+    for key, lock_name in SOURCES.items():
+        if given[key] is not None:
+            path = Path(given[key])
+            if not path.exists():
+                raise InputError(f"--{key.replace('_', '-')} {path} does not exist", cause="no such file or folder",
+                                 hint=f"pass the path of {key}, or leave the option out to use the model store")
+        else:
+            path = require(lock_name)  # exit 3 naming `fgbg models fetch` when absent
+            if key in ("vae", "image_encoder"):
+                path = path.parent
+        paths[key] = path
+    import torch
+
+    from .diffusion.backends_util import quiet_diffusers
+    from .diffusion.convert import convert_animateanyone
+
+    quiet_diffusers()
+    if out is None:
+        from .backends.diffusion import default_pipeline_dir
+
+        out = default_pipeline_dir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = convert_animateanyone(paths, out, motion_num_attention_heads=motion_heads,
+                                     dtype=torch.float16 if dtype == "fp16" else torch.float32)
+    if not quiet:
+        m = manifest["mapped"]
+        print(f"mapped {m['reference']} reference, {m['denoising']} denoising and {m['pose']} pose "
+              f"tensors; track encoder and extra conv_in channels start at zero", file=sys.stderr)
+    print(out.resolve())

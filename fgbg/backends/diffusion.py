@@ -110,13 +110,11 @@ class DiffusionGenerator:
 
     def __init__(self, params, device: str = "cpu"):
         import torch
-        from diffusers.utils import logging as diffusers_logging
 
+        from ..diffusion.backends_util import quiet_diffusers
         from ..diffusion.pipeline import FgbgPipeline
 
-        # fgbg reports progress itself; diffusers' loading bars and notices would interleave
-        diffusers_logging.disable_progress_bar()
-        diffusers_logging.set_verbosity_error()
+        quiet_diffusers()
 
         self.params = params
         folder = pipeline_dir(params)
