@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO   ?= .fgbg-demo
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow bench bench-diffusion install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test-slow: $(TSTAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+bench-diffusion: $(TSTAMP)
+	$(BIN)/python bench/bench_diffusion.py
 
 clean:
 	rm -rf $(DEMO) .fgbg .pytest_cache

@@ -38,10 +38,12 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from .backends_util import quiet_diffusers
     from .encoders import ConditionEncoder
     from .pipeline import FgbgPipeline, make_scheduler
     from .unets import ReferenceNet, VideoUNet
 
+    quiet_diffusers()
     unet_kw, motion_kw, vae_kw, clip_kw, enc_kw = SIZES[size]
     n = len(vae_kw["block_out_channels"])
     torch.manual_seed(seed)
@@ -63,8 +65,7 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
             w[:, 4:] = torch.randn(w[:, 4:].shape, generator=g) * 0.1
     pipe = FgbgPipeline(vae=vae, image_encoder=image_encoder, reference_net=reference_net, unet=unet,
                         pose_encoder=pose_encoder, track_encoder=track_encoder, scheduler=make_scheduler())
-    pipe.to(device=device, dtype=dtype)
     for m in (vae, image_encoder, reference_net, unet, pose_encoder, track_encoder):
-        m.eval().requires_grad_(False)
+        m.to(device=device, dtype=dtype).eval().requires_grad_(False)
     pipe.set_progress_bar_config(disable=True)
     return pipe

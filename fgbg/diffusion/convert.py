@@ -200,7 +200,8 @@ def convert_animateanyone(paths: dict, out_dir, *, motion_num_attention_heads: i
                                                                   local_files_only=True)
     pipe = FgbgPipeline(vae=vae, image_encoder=image_encoder, reference_net=reference, unet=video,
                         pose_encoder=pose, track_encoder=track, scheduler=make_scheduler())
-    pipe.to(dtype=dtype)
+    for m in (vae, image_encoder, reference, video, pose, track):
+        m.to(dtype=dtype)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp, safe_serialization=True)
