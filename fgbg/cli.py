@@ -300,6 +300,15 @@ def sample(folder: Annotated[Path, typer.Argument(help="folder to write driving.
 app.add_typer(models_app, name="models")
 
 
+def _register_training_commands() -> None:
+    from .cli_train import train
+
+    app.command("train")(train)
+
+
+_register_training_commands()
+
+
 def main() -> None:
     app(prog_name="fgbg")
 

@@ -91,7 +91,8 @@ class WriteProcessor(_Base):
         self._check(attn, encoder_hidden_states, attention_mask)
         state: ReferenceState | None = self.holder.reference_state
         if state is not None and state.writing:
-            tokens = hidden_states.detach()
+            # kept in the graph when training (gradients reach the ReferenceNet through the bank)
+            tokens = hidden_states if torch.is_grad_enabled() else hidden_states.detach()
             if state.bank_dtype is not None:
                 tokens = tokens.to(state.bank_dtype)
             state.bank[self.name] = tokens

@@ -146,11 +146,11 @@ class ReferenceNet(ModelMixin, ConfigMixin):
                 x = block(hidden_states=x, temb=emb, res_hidden_states_tuple=res, upsample_size=size)
         return x
 
-    @torch.no_grad()
     def encode(self, latents: torch.Tensor, encoder_hidden_states: torch.Tensor,
                state: ra.ReferenceState | None = None, timestep: int = 0) -> ra.ReferenceState:
         """Run once per video: record the bank into `state` (a new one if None). AnimateAnyone
-        runs the reference pass at timestep 0 with the same CLIP embedding as the denoiser."""
+        runs the reference pass at timestep 0 with the same CLIP embedding as the denoiser.
+        Under torch.no_grad() (inference) the bank is detached; when training it stays in the graph."""
         state = state or ra.ReferenceState()
         state.clear()
         state.writing = True
