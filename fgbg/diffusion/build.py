@@ -31,7 +31,7 @@ SIZES = {
 
 
 def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
-                   device: str | torch.device = "cpu", perturb_zero_init: bool = False):
+                   device: str | torch.device = "cpu", perturb_zero_init: bool = False, vae=None):
     """A pipeline with random weights (seeded). `perturb_zero_init` gives the zero-initialised
     layers (encoder outputs, extra conv_in channels, motion proj_out) small random values so that
     every path contributes (tests of the conditioning plumbing)."""
@@ -48,8 +48,9 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
     n = len(vae_kw["block_out_channels"])
     torch.manual_seed(seed)
     with torch.device(device):
-        vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * n,
-                            up_block_types=("UpDecoderBlock2D",) * n, **vae_kw)
+        if vae is None:  # else: a trained VAE given (the demo model's)
+            vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * n,
+                                up_block_types=("UpDecoderBlock2D",) * n, **vae_kw)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_kw))
         reference_net = ReferenceNet(**unet_kw)
         unet = VideoUNet(**unet_kw, **motion_kw)
