@@ -71,7 +71,7 @@ def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
     if name == "auto":
         for cand, spec in choices.items():
             if spec.finder is not None:
-                if _call(spec.finder, params) is not None:
+                if _call(spec.finder, params, False) is not None:
                     name = cand
                     break
             elif _present(spec.artifacts):
@@ -80,7 +80,7 @@ def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
     models: dict[str, str] = {}
     spec = choices[name]
     if spec.finder is not None:
-        found = _call(spec.finder, params)
+        found = _call(spec.finder, params, True)
         if found is None:
             from ..errors import ModelError
 

@@ -34,34 +34,57 @@ def default_pipeline_dir() -> Path:
     return models_dir() / "pipelines" / "animateanyone"
 
 
-def pipeline_dir(params=None) -> Path:
+# the built-in demo generator: a tiny model trained on synthetic scenes (`make train-demo`), so
+# `--backend diffusion` works on a fresh machine; `auto` never picks it (a toy at 64 px)
+DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_pipeline"
+
+
+def pipeline_dir(params=None, allow_demo: bool = True) -> Path:
+    """--pipeline, else $FGBG_PIPELINE, else the converted one in the store, else the demo."""
     explicit = getattr(params, "pipeline", "") if params is not None else ""
-    return Path(explicit or os.environ.get("FGBG_PIPELINE") or default_pipeline_dir())
+    if explicit or os.environ.get("FGBG_PIPELINE"):
+        return Path(explicit or os.environ["FGBG_PIPELINE"])
+    store = default_pipeline_dir()
+    if not (store / "model_index.json").is_file() and allow_demo and (DEMO_DIR / "model_index.json").is_file():
+        return DEMO_DIR
+    return store
 
 
 def _multiple(params) -> int:
-    return 64
+    """Pixels a size must be a multiple of: the VAE's and the UNet's downsampling together."""
+    folder = pipeline_dir(params)
+    try:
+        vae = json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"]
+        unet = json.loads((folder / "unet" / "config.json").read_text())["block_out_channels"]
+        return 2 ** (len(vae) - 1) * 2 ** (len(unet) - 1)
+    except (OSError, ValueError, KeyError):
+        return 64
 
 
-def find(params=None) -> dict[str, str] | None:
-    """{"pipeline": identity} when a pipeline folder is there, else None (auto skips us).
+def find(params=None, explicit: bool = False) -> dict[str, str] | None:
+    """{"pipeline": identity} when a pipeline folder is there, else None. `auto` (explicit False)
+    does not take the demo pipeline.
 
-    Identity: the sha256 of the converter's manifest (it lists every file's sha256); for a folder
-    without one (a pipeline saved by training), a fingerprint of file names, sizes and mtimes."""
+    Identity: the sha256 of the converter's manifest (it lists every file's sha256); else of the
+    files' contents for folders under 256 MB (the demo, small trained ones); else a fingerprint of
+    file names, sizes and mtimes."""
     import hashlib
 
-    folder = pipeline_dir(params)
+    folder = pipeline_dir(params, allow_demo=explicit)
     if not (folder / "model_index.json").is_file():
         return None
     manifest = folder / "fgbg_manifest.json"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
     h = hashlib.sha256()
     if manifest.is_file():
         h.update(manifest.read_bytes())
+    elif sum(p.stat().st_size for p in files) < 256 << 20:
+        for p in files:
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes())
     else:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                st = p.stat()
-                h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        for p in files:
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return {"pipeline": h.hexdigest()}
 
 
@@ -70,6 +93,16 @@ def missing_hint() -> str:
             "animateanyone-motion-module animateanyone-pose-guider sd15-unet-config sd-vae-ft-mse "
             "sd-vae-ft-mse-config sd-image-variations-image-encoder sd-image-variations-image-encoder-config`, "
             "then `fgbg models convert animateanyone`; or pass --pipeline PATH; or use --backend warp")
+
+
+def _max_side(params) -> int:
+    """Long side of automatic canvases: what the pipeline was trained at (fgbg_pipeline.json,
+    written by `fgbg train`), else AnimateAnyone's 768."""
+    try:
+        info = json.loads((pipeline_dir(params) / "fgbg_pipeline.json").read_text())
+        return int(info["trained_resolution"])
+    except (OSError, ValueError, KeyError):
+        return MAX_SIDE
 
 
 def fit_canvas(params, width: int, height: int) -> tuple[int, int]:
@@ -83,12 +116,19 @@ def fit_canvas(params, width: int, height: int) -> tuple[int, int]:
                              hint=f"use --width {max(m, round(w / m) * m)} --height {max(m, round(h / m) * m)}, "
                                   "or leave both out to fit the video automatically")
         return w, h
-    s = min(1.0, MAX_SIDE / max(width, height))
+    s = min(1.0, _max_side(params) / max(width, height))
     return max(m, round(width * s / m) * m), max(m, round(height * s / m) * m)
 
 
 def check(params, num_frames: int) -> None:
     """Checks that need only the pipeline's config files (nothing is loaded)."""
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("the diffusion generator needs torch and diffusers",
+                         cause="they are not installed in this environment",
+                         hint="pip install 'fgbg[diffusion]' (or use --backend warp)") from None
     folder = pipeline_dir(params)
     if not (folder / "model_index.json").is_file():
         raise ModelError(f"no diffusion pipeline at {folder}", cause="the diffusion backend needs a "

@@ -55,8 +55,12 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
         reference_net = ReferenceNet(**unet_kw)
         unet = VideoUNet(**unet_kw, **motion_kw)
         c0 = unet_kw["block_out_channels"][0]
-        pose_encoder = ConditionEncoder(conditioning_embedding_channels=c0, **enc_kw)
-        track_encoder = ConditionEncoder(conditioning_embedding_channels=c0, **enc_kw)
+        # the encoders downsample as much as the VAE does (one stride-2 conv per VAE level)
+        levels = len(vae.config.block_out_channels)
+        enc = tuple(enc_kw["block_out_channels"])
+        enc = enc[:levels] if len(enc) >= levels else enc + (enc[-1],) * (levels - len(enc))
+        pose_encoder = ConditionEncoder(conditioning_embedding_channels=c0, block_out_channels=enc)
+        track_encoder = ConditionEncoder(conditioning_embedding_channels=c0, block_out_channels=enc)
     if perturb_zero_init:
         g = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():

@@ -82,6 +82,11 @@ class FgbgPipeline(DiffusionPipeline):
                               unet=unet, pose_encoder=pose_encoder, track_encoder=track_encoder,
                               scheduler=scheduler)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        for enc in (pose_encoder, track_encoder):
+            factor = 2 ** (len(enc.config.block_out_channels) - 1)
+            if factor != self.vae_scale_factor:
+                raise ValueError(f"a condition encoder downsamples {factor}x but the VAE "
+                                 f"{self.vae_scale_factor}x: their features would not line up")
         self.vae_chunk = 8  # frames per VAE encode/decode call
         self.bank_dtype: torch.dtype | None = None  # torch.float16 reproduces AnimateAnyone bit for bit
 

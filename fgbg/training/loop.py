@@ -196,6 +196,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
         tmp = out / "pipeline.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "fgbg_pipeline.json").write_text(json.dumps(
+            {"trained_resolution": cfg.resolution, "stage": cfg.stage, "steps": cfg.max_steps,
+             "init": cfg.init, "datasets": cfg.datasets}, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
     return final
