@@ -121,22 +121,36 @@ def _write_beat(path: Path, seconds: float, rng: np.random.Generator, rate: int 
 
 def make_sample(out_dir: Path, preset: str = "dance", seed: int = 0, num_frames: int = 48,
                 width: int = 256, height: int = 256, fps: float = 24.0,
-                audio: bool = True) -> SamplePaths:
+                audio: bool = True, *, camera: str | None = None, outfit: F.Outfit | None = None,
+                palette: dict | None = None, num_objects: int | None = None) -> SamplePaths:
     """Render the sample `preset` (a key of PRESETS) into out_dir -> its SamplePaths.
-    Same arguments, same truth arrays and video bytes."""
+    Same arguments, same truth arrays and video bytes.
+
+    Optional overrides of what the seed draws (used by `fgbg.sample.many`; left out, the output is
+    exactly what it was without them): `camera` (one of scene.CAMERAS, instead of the preset's),
+    `outfit` (the character's colours), `palette` (wall and floor colours, see
+    scene.make_canvas), `num_objects` (0..3 shapes moving in the background). The seed's random
+    draws stay in the same order, so the rest of the scene is the same with or without them."""
     if preset not in PRESETS:
         raise InputError(f"unknown sample preset '{preset}'",
                          cause=f"the presets are {', '.join(PRESETS)}",
                          hint=f"use --preset {next(iter(PRESETS))}")
+    if camera is not None and camera not in S.CAMERAS:
+        raise InputError(f"unknown sample camera '{camera}'",
+                         cause=f"the camera moves are {', '.join(S.CAMERAS)}",
+                         hint=f"use one of {', '.join(S.CAMERAS)}")
     spec = PRESETS[preset]
+    if camera is not None:
+        spec = Preset(spec.motion, camera, spec.description)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 4242])
-    outfit = F.make_outfit(rng)
+    drawn_outfit = F.make_outfit(rng)  # drawn even when overridden: the later draws stay put
+    outfit = drawn_outfit if outfit is None else outfit
     horizon = 0.25 * height + 0.62 * height  # canvas row of the wall's foot (view 0 is centred)
-    canvas = S.make_canvas(rng, width, height, horizon)
+    canvas = S.make_canvas(rng, width, height, horizon, palette)
     cams = S.camera_path(spec.camera, rng, num_frames, fps, width, height, canvas.shape)
-    objects = S.MovingObjects(rng, width, height, cams[0])
+    objects = S.MovingObjects(rng, width, height, cams[0], num_objects)
     phase = float(rng.uniform(0, 2 * np.pi))
     unit0 = FIGURE_HEIGHT * height / K.STANDING_HEIGHT
 

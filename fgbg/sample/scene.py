@@ -24,15 +24,21 @@ def _fbm(rng, h, w, octaves=(4, 9, 20, 45)) -> np.ndarray:
     return sum(_noise(rng, h, w, c) / (i + 1) for i, c in enumerate(octaves)) / 2.0
 
 
-def make_canvas(rng: np.random.Generator, width: int, height: int, horizon: float) -> np.ndarray:
+def make_canvas(rng: np.random.Generator, width: int, height: int, horizon: float,
+                palette: dict | None = None) -> np.ndarray:
     """(CH, CW, 3) uint8 RGB, 2x the frame width and 1.5x its height: a brick and plaster wall
-    with posters and a window down to `horizon` (canvas row), wooden floor planks below it."""
+    with posters and a window down to `horizon` (canvas row), wooden floor planks below it.
+
+    `palette` (optional) overrides the seeded colours: "plaster" (3,) RGB, "bricks" (4, 3) RGB,
+    "wood" (3,) RGB. The random draws are the same with or without it (same layout, new colours)."""
+    palette = palette or {}
     cw, ch = 2 * width, int(round(1.5 * height))
     y, x = np.mgrid[0:ch, 0:cw].astype(np.float32)
     img = np.zeros((ch, cw, 3), np.float32)
     unit = height / 18.0  # brick height
     # wall: bricks on the left and right thirds, plaster in between (a few hues, seeded)
-    brick_rgb = np.array([[150, 82, 62], [128, 70, 56], [165, 100, 75], [110, 75, 65]], np.float32)
+    brick_rgb = np.array(palette.get("bricks", [[150, 82, 62], [128, 70, 56], [165, 100, 75],
+                                                [110, 75, 65]]), np.float32)
     row = np.floor(y / unit)
     col = np.floor((x + (row % 2) * unit * 1.1) / (unit * 2.2))
     brick_id = ((row * 73856093 + col * 19349663) % 4).astype(int)
@@ -41,7 +47,10 @@ def make_canvas(rng: np.random.Generator, width: int, height: int, horizon: floa
                                                      < max(1.0, unit * 0.14))
     bricks[mortar] = (200, 195, 185)
     plaster_hue = np.array([[190, 195, 170], [175, 190, 200], [205, 185, 160]], np.float32)
-    plaster = plaster_hue[rng.integers(3)] * (1 + 0.1 * _fbm(rng, ch, cw)[..., None])
+    plaster_rgb = plaster_hue[rng.integers(3)]
+    if "plaster" in palette:
+        plaster_rgb = np.array(palette["plaster"], np.float32)
+    plaster = plaster_rgb * (1 + 0.1 * _fbm(rng, ch, cw)[..., None])
     split = cw * rng.uniform(0.3, 0.4), cw * rng.uniform(0.6, 0.7)
     is_brick = (x < split[0]) | (x > split[1])
     img[:] = np.where(is_brick[..., None], bricks, plaster)
@@ -49,7 +58,7 @@ def make_canvas(rng: np.random.Generator, width: int, height: int, horizon: floa
     plank = unit * 0.9
     prow = np.floor((y - horizon) / plank)
     grain = np.sin(x / (unit * 0.35) + 3 * _noise(rng, ch, cw, 12) + prow * 1.7)
-    wood = np.array([140, 100, 62], np.float32) * (1 + 0.1 * grain + 0.15 * _fbm(rng, ch, cw))[..., None]
+    wood = np.array(palette.get("wood", [140, 100, 62]), np.float32) * (1 + 0.1 * grain + 0.15 * _fbm(rng, ch, cw))[..., None]
     joint = (((y - horizon) % plank) < 1.2) | (((x + prow * unit * 3.7) % (unit * 9)) < 1.2)
     wood[joint] = (70, 50, 35)
     floor = y >= horizon
@@ -154,15 +163,19 @@ def invert(a: np.ndarray) -> np.ndarray:
 
 
 class MovingObjects:
-    """Two to three flat shapes moving on their own across the wall (canvas coordinates)."""
+    """Two to three flat shapes moving on their own across the wall (canvas coordinates);
+    `count` (0..3, optional) overrides the seeded number."""
 
-    def __init__(self, rng: np.random.Generator, width: int, height: int, cam0: np.ndarray):
+    def __init__(self, rng: np.random.Generator, width: int, height: int, cam0: np.ndarray,
+                 count: int | None = None):
         to_canvas = invert(cam0)
         # start spots in frame-0 pixels: the upper corners and the right edge, clear of the head
         spots = [(0.12, 0.14), (0.88, 0.16), (0.9, 0.5)]
         self.items = []
         palette = [(235, 200, 30), (40, 170, 220), (230, 80, 160)]
-        for k in range(int(rng.integers(2, 4))):
+        n = int(rng.integers(2, 4))
+        n = n if count is None else max(0, min(int(count), len(spots)))
+        for k in range(n):
             fx, fy = spots[k]
             start = to_canvas[:, :2] @ [fx * width, fy * height] + to_canvas[:, 2]
             vel = rng.uniform(-1, 1, 2) * (0.12 * width, 0.1 * height)  # canvas px per second

@@ -1,0 +1,81 @@
+"""`fgbg prepare` and `fgbg samples`: training data from a folder of videos, or synthetic scenes.
+
+The two functions are typer commands, not registered here: fgbg.cli adds them to its app.
+stdout carries only the dataset (or scenes) folder; progress and the summary go to stderr.
+Exit codes as DESIGN.md gives them; `prepare` exits 1 when any video failed, after finishing the
+others (a rerun retries only the failed and missing ones).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_common import Device, Quiet, Verbose, guarded
+
+
+@guarded
+def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, searched recursively "
+                                                            "(.mp4 .mov .mkv .webm .avi)", show_default=False)],
+            dataset_dir: Annotated[Path, typer.Argument(help="dataset folder to write (videos/<id>/, "
+                                                             "index-<i>-of-<N>.jsonl)", show_default=False)],
+            shard: Annotated[str, typer.Option("--shard", help="this machine's part i/N: the videos whose "
+                                                               "position % N == i")] = "0/1",
+            size: Annotated[int, typer.Option("--size", help="side of the square training frames (each "
+                                                             "frame is scaled to cover it, centre-cropped)")] = 128,
+            keep_work: Annotated[bool, typer.Option("--keep-work", help="keep each video's stage cache "
+                                                                        "under <dataset>/work/")] = False,
+            device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
+    """Preprocess every video (pose, segment, track-bg) into training samples: frames, pose, masks and
+    background tracks at SIZE x SIZE. Resumable: finished videos are skipped on a rerun. A video that
+    fails is recorded in <dataset>/failed-<i>-of-<N>.json and the others go on; the exit code is then 1."""
+    from .dataset import format_summary, parse_shard
+    from .dataset import prepare as run_prepare
+    from .report import Reporter
+
+    i, n = parse_shard(shard)
+    report = Reporter(verbose=verbose, quiet=quiet)
+    summary = run_prepare(videos_dir, dataset_dir, shard=(i, n), size=size, report=report,
+                          device=device, keep_work=keep_work)
+    if not quiet or summary["failed"]:
+        print(format_summary(summary), file=sys.stderr)
+    if summary["failed"]:
+        print(f"hint: see {Path(dataset_dir) / f'failed-{i}-of-{n}.json'}; rerun the same command to "
+              "retry the failed videos (finished ones are skipped)", file=sys.stderr)
+    print(dataset_dir)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+@guarded
+def samples(out_dir: Annotated[Path, typer.Argument(help="folder to write train/, holdout/ and "
+                                                         "index.json", show_default=False)],
+            count: Annotated[int, typer.Option("--count", help="number of scenes")] = 16,
+            holdout: Annotated[int, typer.Option("--holdout", help="how many of them (the last ones) "
+                                                                   "are held out: disjoint hues and seeds")] = 0,
+            seed: Annotated[int, typer.Option("--seed", help="seed of the whole set")] = 0,
+            frames: Annotated[int, typer.Option("--frames", help="frames per scene")] = 48,
+            size: Annotated[int, typer.Option("--size", help="width and height in pixels")] = 128,
+            verbose: Verbose = False, quiet: Quiet = False):
+    """Render many procedural scenes (varied motion, camera move, outfit, background, moving objects)
+    with exact ground truth, split into train/ and holdout/. Rerunning keeps finished scenes."""
+    from .report import Reporter
+    from .sample.many import make_samples
+
+    report = Reporter(verbose=verbose, quiet=quiet)
+    made = []
+
+    def on_scene(entry, new):
+        made.append(new)
+        report.info(f"[{len(made)}/{count}] {entry['path']}" + ("" if new else " (kept)"))
+
+    entries = make_samples(out_dir, count, seed=seed, num_frames=frames, size=size, holdout=holdout,
+                           on_scene=on_scene)
+    if not quiet:
+        held = sum(e["split"] == "holdout" for e in entries)
+        print(f"samples: {len(entries) - held} train + {held} held-out scenes ({sum(made)} rendered, "
+              f"{len(made) - sum(made)} kept); index {Path(out_dir) / 'index.json'}", file=sys.stderr)
+    print(out_dir)
