@@ -277,9 +277,18 @@ def sample(folder: Annotated[Path, typer.Argument(help="folder to write driving.
            seed: Annotated[int, typer.Option("--seed")] = 0,
            frames: Annotated[int, typer.Option("--frames", help="number of frames")] = 48,
            size: Annotated[int, typer.Option("--size", help="width and height in pixels")] = 256,
+           count: Annotated[Optional[int], typer.Option("--count", help="make this many varied scenes (training data) into FOLDER/train and FOLDER/holdout instead of one sample; --preset is then drawn per scene")] = None,
+           holdout: Annotated[int, typer.Option("--holdout", help="with --count: how many scenes are held out (disjoint hues and seeds)")] = 0,
            verbose: Verbose = False, quiet: Quiet = False):
-    """Make the built-in procedural sample (driving video, reference photo, exact ground truth)."""
+    """Make the built-in procedural sample (driving video, reference photo, exact ground truth),
+    or with --count many varied scenes for training and evaluation."""
     from .sample import make_sample
+
+    if count is not None:
+        from .cli_data import make_many
+
+        make_many(folder, count, holdout, seed, frames, size, verbose, quiet)
+        return
 
     if frames < 2:
         raise InputError(f"--frames {frames} is too few", cause="a video needs at least 2 frames",
@@ -301,9 +310,12 @@ app.add_typer(models_app, name="models")
 
 
 def _register_training_commands() -> None:
-    from .cli_train import train
+    from .cli_data import prepare
+    from .cli_train import evaluate, train
 
+    app.command("prepare")(prepare)
     app.command("train")(train)
+    app.command("eval")(evaluate)
 
 
 _register_training_commands()

@@ -62,9 +62,20 @@ def samples(out_dir: Annotated[Path, typer.Argument(help="folder to write train/
             verbose: Verbose = False, quiet: Quiet = False):
     """Render many procedural scenes (varied motion, camera move, outfit, background, moving objects)
     with exact ground truth, split into train/ and holdout/. Rerunning keeps finished scenes."""
+    make_many(out_dir, count, holdout, seed, frames, size, verbose, quiet)
+
+
+def make_many(out_dir: Path, count: int, holdout: int, seed: int, frames: int, size: int,
+              verbose: bool, quiet: bool) -> None:
+    """`fgbg sample DIR --count N [--holdout K]` (and `samples`)."""
+    from .errors import InputError
     from .report import Reporter
     from .sample.many import make_samples
 
+    if count < 1 or not 0 <= holdout <= count:
+        raise InputError(f"--count {count} --holdout {holdout} is not a split",
+                         cause="count must be >= 1 and holdout between 0 and count",
+                         hint="e.g. --count 48 --holdout 8")
     report = Reporter(verbose=verbose, quiet=quiet)
     made = []
 
