@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 @dataclass(frozen=True)
 class PoseParams:
     backend: str = "auto"
-    """pose backend: auto | mediapipe (weight-free; DWPose comes with the model store)"""
+    """pose backend: auto | dwpose (DWPose ONNX, weights from `fgbg models fetch`) | mediapipe
+    (weight-free)"""
     min_score: float = 0.3
     """keypoints scored below this are treated as missing (drawing, person checks)"""
     chunk: int = 32

@@ -25,7 +25,10 @@ class BackendSpec:
 
 # preference order: best first (heavy backends are added in front by later issues)
 REGISTRY: dict[str, dict[str, BackendSpec]] = {
-    "pose": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose")},
+    "pose": {
+        "dwpose": BackendSpec("fgbg.backends.dwpose:DWPose", ("dwpose-yolox-l", "dwpose-ll-ucoco-384")),
+        "mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose"),
+    },
     "segment": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter")},
     "track": {"lk": BackendSpec("fgbg.backends.lk:LKTracker")},
     "generate": {
