@@ -65,9 +65,22 @@ def main(argv=None) -> None:
         train(cfg, resume=(s2 / "checkpoints").is_dir(), log=log)
     out = work / "demo-pipeline"
     shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(s2 / "pipeline", out)
+    _save_half(s2 / "pipeline", out)
     log(f"demo pipeline: {out} ({time.perf_counter() - t0:.0f} s in all)")
     print(out)
+
+
+def _save_half(src: Path, out: Path) -> None:
+    """The shipped copy in float16 (half the bytes; loaded back as float32 on the CPU)."""
+    import torch
+
+    from ..diffusion.pipeline import FgbgPipeline
+
+    pipe = FgbgPipeline.from_pretrained(src)
+    for name in ("vae", "image_encoder", "reference_net", "unet", "pose_encoder", "track_encoder"):
+        getattr(pipe, name).to(torch.float16)
+    pipe.save_pretrained(out, safe_serialization=True)
+    shutil.copy(src / "fgbg_pipeline.json", out / "fgbg_pipeline.json")
 
 
 if __name__ == "__main__":

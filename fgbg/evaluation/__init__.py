@@ -1,0 +1,1 @@
+"""Scoring generated videos: metrics and the eval runner."""
