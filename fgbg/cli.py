@@ -14,8 +14,8 @@ import typer
 
 from .cli_common import (STAGES, Audio, ClipLength, Crf, Device, Dtype, Force, GenBackend, Guidance,
                          Height, LowMemory, NumPoints, Offload, Output, PipelineDir, PoseBackend,
-                         Preview, Quiet, Ref, Retarget, Seed, SegBackend, Steps, Tracker, Verbose,
-                         Video, Width, Workdir, guarded)
+                         Preview, Quiet, Ref, Retarget, SamVariant, Seed, SegBackend, Steps, Tracker,
+                         Verbose, Video, Width, Workdir, guarded)
 from .cli_models import models_app
 from .errors import InputError
 from .params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams
@@ -70,6 +70,16 @@ def _track_params(tracker: str, num_points: int) -> TrackParams:
     return TrackParams(backend=tracker, num_points=num_points)
 
 
+def _seg_params(seg_backend: str, sam_variant: str) -> SegmentParams:
+    from .backends.sam import VARIANTS
+
+    if sam_variant not in VARIANTS:
+        raise InputError(f"--sam-variant {sam_variant} is unknown",
+                         cause=f"segment-anything has {', '.join(VARIANTS)}",
+                         hint="use --sam-variant vit_b (fastest), vit_l or vit_h (best, slowest)")
+    return SegmentParams(backend=seg_backend, sam_variant=sam_variant)
+
+
 def _write_preview(job, stage: str) -> None:
     from .preview import write_preview
 
@@ -99,13 +109,14 @@ def extract_pose(video: Video, workdir: Workdir = None, pose_backend: PoseBacken
 @app.command("segment")
 @guarded
 def segment(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "auto",
-            seg_backend: SegBackend = "auto", preview: Preview = False, force: Force = False,
-            device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
+            seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+            preview: Preview = False, force: Force = False, device: Device = "auto",
+            verbose: Verbose = False, quiet: Quiet = False):
     """Person masks (person = 1) of the driving video."""
     from .stages import segment as stage
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["segment"] if force else [],
-               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
                device=device)
     with job.workdir:
         rec = stage.record(job)
@@ -119,13 +130,14 @@ def segment(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "
 @guarded
 def track_bg(video: Video, workdir: Workdir = None, tracker: Tracker = "auto",
              num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
-             seg_backend: SegBackend = "auto", preview: Preview = False, force: Force = False,
-             device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
+             seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+             preview: Preview = False, force: Force = False, device: Device = "auto",
+             verbose: Verbose = False, quiet: Quiet = False):
     """Sparse background point tracks (points on the person masked out)."""
     from .stages import track as stage
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["track-bg"] if force else [],
-               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
                track=_track_params(tracker, num_points), device=device)
     with job.workdir:
         rec = stage.record(job)
@@ -168,15 +180,15 @@ def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: Ge
              pipeline: PipelineDir = "",
              tracker: Tracker = "auto", num_points: NumPoints = TrackParams.num_points,
              pose_backend: PoseBackend = "auto", seg_backend: SegBackend = "auto",
-             force: Force = False, device: Device = "auto", verbose: Verbose = False,
-             quiet: Quiet = False):
+             sam_variant: SamVariant = SegmentParams.sam_variant, force: Force = False,
+             device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
     """Generate the output frames clip by clip (resumable)."""
     from .stages import generate as stage
     from .stages import reference
 
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["generate"] if force else [], pose=PoseParams(backend=pose_backend),
-               segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
+               segment=_seg_params(seg_backend, sam_variant), track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline), device=device)
     reference.check(job)
@@ -201,7 +213,8 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
            dtype: Dtype = GenerateParams.dtype, low_memory: LowMemory = False, offload: Offload = False,
            pipeline: PipelineDir = "", tracker: Tracker = "auto",
            num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
-           seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
+           seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+           crf: Crf = StitchParams.crf, audio: Audio = True,
            force: Force = False, device: Device = "auto", verbose: Verbose = False,
            quiet: Quiet = False):
     """Join the clips into one H.264 mp4 with the driving video's audio.
@@ -214,7 +227,7 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
     stage.check_output(output)
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["stitch"] if force else [], pose=PoseParams(backend=pose_backend),
-               segment=SegmentParams(backend=seg_backend), track=_track_params(tracker, num_points),
+               segment=_seg_params(seg_backend, sam_variant), track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline),
                stitch=_stitch_params(crf, audio), device=device)
@@ -236,7 +249,8 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
         dtype: Dtype = GenerateParams.dtype, low_memory: LowMemory = False, offload: Offload = False,
         pipeline: PipelineDir = "", tracker: Tracker = "auto",
         num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
-        seg_backend: SegBackend = "auto", crf: Crf = StitchParams.crf, audio: Audio = True,
+        seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+        crf: Crf = StitchParams.crf, audio: Audio = True,
         force: Annotated[list[str], typer.Option("--force", help=f"recompute a stage even if cached (repeatable): {', '.join(STAGES)}, all")] = [],
         preview: Preview = False, device: Device = "auto", verbose: Verbose = False,
         quiet: Quiet = False):
@@ -252,7 +266,7 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
     output = output or _default_output(video)
     stage.check_output(output)
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet, force=force,
-               pose=PoseParams(backend=pose_backend), segment=SegmentParams(backend=seg_backend),
+               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
                track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline),

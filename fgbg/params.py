@@ -24,13 +24,16 @@ class PoseParams:
 @dataclass(frozen=True)
 class SegmentParams:
     backend: str = "auto"
-    """segmentation backend: auto | mediapipe (weight-free; SAM comes with the model store)"""
+    """segmentation backend: auto | sam (Segment Anything prompted from the pose; weights from
+    `fgbg models fetch sam-vit-b`) | mediapipe (weight-free)"""
     threshold: float = 0.5
     """foreground probability above which a pixel belongs to the person"""
     morph_size: float = 0.02
     """mask clean-up kernel (open, then close) as a share of the frame's shorter side"""
     box_margin: float = 0.25
     """the person's mask is clipped to its keypoint box grown by this share of the box size"""
+    sam_variant: str = "vit_b"
+    """SAM model size: vit_b (fastest) | vit_l | vit_h (best, slowest); each is its own download"""
     chunk: int = 32
     """frames decoded and processed at a time"""
 

@@ -29,7 +29,12 @@ REGISTRY: dict[str, dict[str, BackendSpec]] = {
         "dwpose": BackendSpec("fgbg.backends.dwpose:DWPose", ("dwpose-yolox-l", "dwpose-ll-ucoco-384")),
         "mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose"),
     },
-    "segment": {"mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter")},
+    # sam first: auto takes it when the checkpoint of the chosen --sam-variant is in the store
+    # (a finder, because that artifact depends on the params)
+    "segment": {
+        "sam": BackendSpec("fgbg.backends.sam:SamSegmenter", finder="fgbg.backends.sam:find"),
+        "mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter"),
+    },
     "track": {"lk": BackendSpec("fgbg.backends.lk:LKTracker")},
     "generate": {
         "diffusion": BackendSpec("fgbg.backends.diffusion:DiffusionGenerator",

@@ -30,7 +30,7 @@ def run(job: Job) -> dict:
 def record(job: Job):
     check(job)
     pose_name, pose_models = resolve("pose", job.pose.backend)
-    seg_name, seg_models = resolve("segment", job.segment.backend)
+    seg_name, seg_models = resolve("segment", job.segment.backend, job.segment)
     w, h = generation_canvas(job)
     key = make_key(NAME, VERSION, None, {"ref": job.workdir.file_hash(job.ref_path)}, {},
                    {**pose_models, **seg_models},

@@ -22,7 +22,7 @@ def run(job: Job) -> artifacts.FrameStore:
 
 def record(job: Job):
     pose_rec = pose_stage.record(job)
-    name, models = resolve("segment", job.segment.backend)
+    name, models = resolve("segment", job.segment.backend, job.segment)
     key = make_key(NAME, VERSION, job.segment, {"video": job.video_hash()}, {"pose": pose_rec.key},
                    models, extra={"backend": name, "proc_size": job.proc_size})
 
