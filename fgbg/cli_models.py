@@ -76,8 +76,7 @@ def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="arti
     ask = None
     if sys.stdin.isatty():
         ask = lambda q: typer.confirm(q, default=False, err=True)  # noqa: E731
-    # git entries are not fetched yet (download() says so): no licence question for them
-    confirm_licences([e for e in todo if e.kind != "git"], yes=yes, out=stderr_line, ask=ask)
+    confirm_licences(todo, yes=yes, out=stderr_line, ask=ask)
 
     failed: list[tuple[str, ModelError]] = []
     paths = {e.name: models_dir() / e.file for e in done}
@@ -159,7 +158,7 @@ def models_path(name: Annotated[str, typer.Argument(help="artifact name", show_d
 @models_app.command("import")
 @guarded
 def models_import(name: Annotated[str, typer.Argument(help="artifact name", show_default=False)],
-                  file: Annotated[Path, typer.Argument(help="a file downloaded elsewhere", show_default=False)],
+                  file: Annotated[Path, typer.Argument(help="a file downloaded elsewhere (for a git entry: its source archive, .tar.gz)", show_default=False)],
                   verbose: Verbose = False):
     """Copy a file downloaded elsewhere into place, verified like a fetch (for offline machines)."""
     from .fetch import import_file

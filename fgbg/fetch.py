@@ -14,29 +14,52 @@ A confirmed size must match too. A mismatch deletes the `.part` and raises Model
 Sources: `url` entries download their URL; `hf` entries download
 `<endpoint>/<repo>/resolve/<revision or main>/<filename>` with urllib, where endpoint is
 $FGBG_HF_ENDPOINT, else $HF_ENDPOINT, else https://huggingface.co (a token from $HF_TOKEN is
-sent for gated repos). `git` entries are not fetched yet.
+sent for gated repos).
+
+`git` entries (a checkout at a pinned commit) on GitHub are fetched without git, as the source
+archive of that commit: `<codeload>/<owner>/<repo>/tar.gz/<revision>`, where codeload is
+$FGBG_CODELOAD_ENDPOINT, else https://codeload.github.com. The archive downloads like a file
+(`<checkout>-<commit12>.tar.gz.part` beside the checkout, resumable). models.lock has no sha256
+for it (git entries are pinned by their commit), so the first download's hash is recorded and
+later downloads must match it, as for any entry without a confirmed hash. When the archive
+names its commit (git archive's pax header, which GitHub's archives carry) it must be the pinned
+one. It is then extracted safely (`extract_archive`: one top folder, stripped; no absolute
+paths, no `..`, no links that leave the tree, no devices) into a temporary folder beside the
+checkout, with `.fgbg-revision` (the commit) and `.fgbg-files.json` (size and sha256 of every
+file, which `fgbg models verify` checks), and renamed into place: the checkout's name never holds
+a half-extracted tree. `fgbg models import NAME ARCHIVE` installs a downloaded archive the same
+way. Other git hosts are not fetched (the error says how to clone by hand).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import re
+import shutil
 import socket
 import sys
+import tarfile
+import tempfile
+import zlib
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from fgbg.errors import InputError, ModelError
-from fgbg.weights import (CHUNK, LockEntry, check, human_size, models_dir, record_sha256,
-                          recorded_hashes_file, recorded_sha256)
+from fgbg.weights import (CHUNK, MANIFEST_NAME, REVISION_NAME, LockEntry, check, human_size,
+                          models_dir, record_sha256, recorded_hashes_file, recorded_sha256)
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEFAULT_CODELOAD_ENDPOINT = "https://codeload.github.com"
 CONNECT_TIMEOUT = 10.0  # seconds; $FGBG_FETCH_TIMEOUT overrides
+MAX_EXTRACTED = 4 << 30  # bytes a source archive may unpack to (a guard against archive bombs)
+_GITHUB_RE = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?")
 
 
 def hf_endpoint() -> str:
@@ -44,11 +67,26 @@ def hf_endpoint() -> str:
             or DEFAULT_HF_ENDPOINT).rstrip("/")
 
 
+def codeload_endpoint() -> str:
+    return (os.environ.get("FGBG_CODELOAD_ENDPOINT") or DEFAULT_CODELOAD_ENDPOINT).rstrip("/")
+
+
+def archive_url(entry: LockEntry) -> str | None:
+    """The source-archive URL of a git entry hosted on GitHub, else None."""
+    m = _GITHUB_RE.fullmatch(entry.url) if entry.kind == "git" else None
+    if m is None:
+        return None
+    return f"{codeload_endpoint()}/{m.group(1)}/{m.group(2)}/tar.gz/{entry.revision}"
+
+
 def download_url(entry: LockEntry) -> str:
-    """The URL a fetch downloads: the entry's URL, or the hub's resolve URL for hf entries."""
+    """The URL a fetch downloads: the entry's URL, the hub's resolve URL for hf entries, the
+    source archive for GitHub git entries (else the clone URL)."""
     if entry.kind == "hf":
         return (f"{hf_endpoint()}/{entry.repo}/resolve/{entry.revision or 'main'}/"
                 f"{urllib.parse.quote(entry.filename, safe='/')}")
+    if entry.kind == "git":
+        return archive_url(entry) or entry.url
     return entry.url
 
 
@@ -60,7 +98,7 @@ def _timeout() -> float:
 
 
 def import_hint(entry: LockEntry) -> str:
-    return f"fgbg models import {entry.name} FILE"
+    return f"fgbg models import {entry.name} {'ARCHIVE.tar.gz' if entry.kind == 'git' else 'FILE'}"
 
 
 # ----------------------------------------------------------------------------- licences
@@ -128,10 +166,9 @@ def expected(entry: LockEntry) -> Expected:
     return Expected(sha, where, entry.size if entry.size_confirmed else None, entry.size)
 
 
-def _place(entry: LockEntry, part: Path, final: Path, sha: str, size: int,
-           how: str, warn: Callable[[str], None]) -> Path:
-    """Check `part` (hash `sha`, `size` bytes) against what the entry expects; rename it into
-    place or delete it and raise ModelError."""
+def _verify(entry: LockEntry, sha: str, size: int) -> None:
+    """Raise ModelError when a download or import of `entry` (hash `sha`, `size` bytes) does not
+    match what the entry expects."""
     exp = expected(entry)
     problem = None
     if exp.size is not None and size != exp.size:
@@ -139,24 +176,46 @@ def _place(entry: LockEntry, part: Path, final: Path, sha: str, size: int,
     elif exp.sha256 is not None and sha != exp.sha256:
         problem = f"expected sha256 {exp.sha256} ({exp.sha_source}), got {sha}"
     if problem:
-        part.unlink(missing_ok=True)
         hint = (f"run `fgbg models fetch {entry.name}` again; if it keeps failing, the source has "
                 "changed: check it and fix models.lock")
         if exp.sha256 is not None and exp.sha_source != "models.lock":
             hint += f" (or drop the '{entry.name}' record from {recorded_hashes_file()})"
         raise ModelError(f"'{entry.name}' fails verification and was not placed", problem, hint)
+
+
+def _record_first(entry: LockEntry, sha: str, size: int, how: str,
+                  warn: Callable[[str], None]) -> None:
+    """After placing `entry`: when nothing confirmed its hash, record this one and say so."""
+    if expected(entry).sha256 is not None:
+        return
+    where = record_sha256(entry, sha, size, how)
+    if entry.kind == "git":
+        warn(f"'{entry.name}': models.lock pins commit {entry.revision} but no hash for its "
+             f"source archive; recorded the sha256 of this first download, {sha}, in {where}. "
+             "Later downloads of the archive must match it")
+        return
+    note = ""
+    if entry.sha256 is not None:
+        note = ("; it matches models.lock's unconfirmed candidate" if sha == entry.sha256 else
+                f"; it DIFFERS from models.lock's unconfirmed candidate {entry.sha256}: "
+                "check the source")
+    warn(f"'{entry.name}': models.lock has no confirmed sha256; recorded the sha256 of this "
+         f"first download, {sha}, in {where}{note}. Later verifications compare against it")
+
+
+def _place(entry: LockEntry, part: Path, final: Path, sha: str, size: int,
+           how: str, warn: Callable[[str], None]) -> Path:
+    """Check `part` (hash `sha`, `size` bytes) against what the entry expects; rename it into
+    place or delete it and raise ModelError."""
+    try:
+        _verify(entry, sha, size)
+    except ModelError:
+        part.unlink(missing_ok=True)
+        raise
     if entry.size is not None and not entry.size_confirmed and size != entry.size:
         warn(f"'{entry.name}': size {size} bytes differs from models.lock's unconfirmed {entry.size}")
     os.replace(part, final)
-    if exp.sha256 is None:
-        where = record_sha256(entry, sha, size, how)
-        note = ""
-        if entry.sha256 is not None:
-            note = ("; it matches models.lock's unconfirmed candidate" if sha == entry.sha256 else
-                    f"; it DIFFERS from models.lock's unconfirmed candidate {entry.sha256}: "
-                    "check the source")
-        warn(f"'{entry.name}': models.lock has no confirmed sha256; recorded the sha256 of this "
-             f"first download, {sha}, in {where}{note}. Later verifications compare against it")
+    _record_first(entry, sha, size, how, warn)
     return final
 
 
@@ -184,32 +243,36 @@ def _open(url: str, entry: LockEntry, start: int):
 
 
 def _unreachable(entry: LockEntry, url: str, cause: str) -> ModelError:
+    endpoint = "$FGBG_CODELOAD_ENDPOINT" if entry.kind == "git" else "$FGBG_HF_ENDPOINT"
     return ModelError(f"cannot download '{entry.name}' from {url}", cause,
-                      f"check the network (or $FGBG_HF_ENDPOINT / a proxy); offline, download "
-                      f"the file elsewhere and run `{import_hint(entry)}`")
+                      f"check the network (or {endpoint} / a proxy); offline, download "
+                      f"{url if entry.kind == 'git' else 'the file'} elsewhere and run "
+                      f"`{import_hint(entry)}`")
 
 
 def download(entry: LockEntry, *, progress=None, warn: Callable[[str], None] = print) -> Path:
     """Download `entry` into place (resuming a `.part`), verified. Returns the final path."""
     if entry.kind == "git":
-        raise ModelError(f"fetching git sources ('{entry.name}') is not implemented yet",
-                         f"'{entry.name}' is a checkout of {entry.url} at {entry.revision}",
-                         f"clone it yourself: `git clone {entry.url} {models_dir() / entry.file} && "
-                         f"git -C {models_dir() / entry.file} checkout {entry.revision}`")
+        return _download_git(entry, progress=progress, warn=warn)
     final = models_dir() / entry.file
     final.parent.mkdir(parents=True, exist_ok=True)
     part = final.with_name(final.name + ".part")
-    url = download_url(entry)
     exp = expected(entry)
-
     start = part.stat().st_size if part.is_file() else 0
     if exp.size is not None and start > exp.size:
         part.unlink()
-        start = 0
-    if exp.size is not None and start == exp.size:
+    elif exp.size is not None and start == exp.size:
         digest, n = _hash_existing(part)  # a finished .part: only verification was missing
         return _place(entry, part, final, digest.hexdigest(), n, "fetch", warn)
+    sha, n = _download_part(entry, download_url(entry), part, exp, progress, warn)
+    return _place(entry, part, final, sha, n, "fetch", warn)
 
+
+def _download_part(entry: LockEntry, url: str, part: Path, exp: Expected, progress,
+                   warn: Callable[[str], None]) -> tuple[str, int]:
+    """Download `url` into `part`, resuming what is there with a Range request (starting over
+    when the server ignores it). Returns (sha256, size) of the whole `part`; verifies nothing."""
+    start = part.stat().st_size if part.is_file() else 0
     try:
         try:
             resp = _open(url, entry, start)
@@ -261,7 +324,7 @@ def download(entry: LockEntry, *, progress=None, warn: Callable[[str], None] = p
                     digest.update(chunk)
                     written += len(chunk)
                     if exp.size is not None and written > exp.size:
-                        break  # more than the lock allows: _place rejects it
+                        break  # more than the lock allows: verification rejects it
                     if task is not None:
                         progress.update(task, completed=written)
                 f.flush()
@@ -269,16 +332,203 @@ def download(entry: LockEntry, *, progress=None, warn: Callable[[str], None] = p
         finally:
             if task is not None:
                 progress.remove_task(task)
-    return _place(entry, part, final, digest.hexdigest(), written, "fetch", warn)
+    return digest.hexdigest(), written
+
+
+# ----------------------------------------------------------------------------- git entries
+
+
+def _git_hint(entry: LockEntry) -> str:
+    where = models_dir() / entry.file
+    return (f"clone it yourself: `git clone {entry.url} {where} && git -C {where} checkout "
+            f"{entry.revision}`")
+
+
+def _refuse_git_clone(entry: LockEntry) -> None:
+    """A real git clone under the checkout's name is the user's: never replace it."""
+    final = models_dir() / entry.file
+    if (final / ".git").exists():
+        raise ModelError(f"{final} is a git clone; fgbg will not replace it",
+                         check(entry).detail,
+                         f"check out the pinned commit there (`git -C {final} checkout "
+                         f"{entry.revision}`), or remove it and rerun "
+                         f"`fgbg models fetch {entry.name}`")
+
+
+def _download_git(entry: LockEntry, *, progress, warn: Callable[[str], None]) -> Path:
+    url = archive_url(entry)
+    if url is None:
+        raise ModelError(f"cannot fetch '{entry.name}': only GitHub sources are fetched",
+                         f"'{entry.name}' is a checkout of {entry.url} at {entry.revision}; fgbg "
+                         "downloads GitHub's source archive of a commit and has no git client",
+                         _git_hint(entry))
+    _refuse_git_clone(entry)
+    final = models_dir() / entry.file
+    final.parent.mkdir(parents=True, exist_ok=True)
+    part = final.with_name(f"{final.name}-{entry.revision[:12]}.tar.gz.part")
+    sha, n = _download_part(entry, url, part, expected(entry), progress, warn)
+    try:
+        _verify(entry, sha, n)
+        return install_archive(entry, part, sha, n, f"fetch of {url}", warn)
+    finally:
+        part.unlink(missing_ok=True)  # verified and extracted, or bad: a rerun downloads anew
+
+
+def install_archive(entry: LockEntry, archive: Path, sha: str, size: int, how: str,
+                    warn: Callable[[str], None]) -> Path:
+    """Extract the verified source archive `archive` of git entry `entry` and rename it into place
+    (replacing what is there); record its hash when it is the first. Returns the checkout path."""
+    final = models_dir() / entry.file
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.extract-", dir=final.parent))
+    try:
+        files = extract_archive(archive, tmp, entry.revision)
+        (tmp / MANIFEST_NAME).write_text(json.dumps({"revision": entry.revision, "files": files},
+                                                    indent=1, sort_keys=True), encoding="utf-8")
+        (tmp / REVISION_NAME).write_text(entry.revision + "\n", encoding="utf-8")
+        _swap_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _record_first(entry, sha, size, how, warn)
+    return final
+
+
+def _swap_dir(new: Path, final: Path) -> None:
+    """Put directory `new` at `final`. A directory cannot replace another in one rename: the old
+    one is renamed aside first (for that moment `final` is absent, never half-written), then
+    deleted; if the second rename fails, the old one is put back."""
+    old = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        if old is not None and not final.exists():
+            os.replace(old, final)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def _unsafe(archive: Path, member: str, why: str) -> ModelError:
+    return ModelError(f"refusing to extract {archive.name}", f"member {member!r}: {why}",
+                      "the archive is not a plain source archive; check where it came from")
+
+
+def extract_archive(archive: Path, dest: Path, revision: str | None = None) -> dict:
+    """Extract the tar(.gz) `archive` into the existing empty directory `dest`, stripping its one
+    top folder (`co-tracker-<commit>/` in GitHub's archives).
+
+    Refused (ModelError): absolute names, `..`, members outside the one top folder, hard links,
+    devices and fifos, symlinks that are absolute or contain `..` (created last, so nothing is
+    written through them), more than MAX_EXTRACTED bytes, a broken or empty archive, and an
+    archive whose pax header names another commit than `revision`.
+    Returns the manifest: {relpath: {"size", "sha256", "mtime_ns"} or {"link": target}}."""
+    files: dict[str, dict] = {}
+    links: list[tuple[str, str]] = []
+    top = None
+    total = 0
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            for i, m in enumerate(tf):
+                if i == 0 and revision is not None:
+                    named = tf.pax_headers.get("comment", "")
+                    if re.fullmatch(r"[0-9a-f]{40}", named) and named != revision:
+                        raise ModelError(f"{archive.name} is the source of another commit",
+                                         f"its header names commit {named}, models.lock pins "
+                                         f"{revision}",
+                                         "the source served another commit; check the URL")
+                name = m.name
+                if name.startswith("/") or "\\" in name:
+                    raise _unsafe(archive, name, "an absolute path (or a backslash)")
+                parts = [x for x in PurePosixPath(name).parts if x not in ("", ".")]
+                if ".." in parts:
+                    raise _unsafe(archive, name, "a '..' component")
+                if not parts:
+                    continue
+                if top is None:
+                    top = parts[0]
+                elif parts[0] != top:
+                    raise _unsafe(archive, name, f"outside the top folder {top!r}")
+                rel = parts[1:]
+                if not rel:
+                    if not m.isdir():
+                        raise _unsafe(archive, name, "the top entry is not a folder")
+                    continue
+                relname = "/".join(rel)
+                target = dest.joinpath(*rel)
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif m.isreg():
+                    total += m.size
+                    if total > MAX_EXTRACTED:
+                        raise _unsafe(archive, name, f"the archive unpacks to more than "
+                                                     f"{human_size(MAX_EXTRACTED)}")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    digest = hashlib.sha256()
+                    src = tf.extractfile(m)
+                    with open(target, "wb") as out:
+                        while chunk := src.read(CHUNK):
+                            out.write(chunk)
+                            digest.update(chunk)
+                    os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)
+                    links = [lk for lk in links if lk[0] != relname]
+                    files[relname] = {"size": m.size, "sha256": digest.hexdigest()}
+                elif m.issym():
+                    link = m.linkname
+                    lparts = PurePosixPath(link).parts
+                    if not link or link.startswith("/") or "\\" in link or ".." in lparts:
+                        raise _unsafe(archive, name, f"a symlink to {link!r} (absolute or with "
+                                                     "'..'; only links into the folder below "
+                                                     "are kept)")
+                    links.append((relname, link))
+                elif m.islnk():
+                    raise _unsafe(archive, name, "a hard link")
+                else:
+                    raise _unsafe(archive, name, "a device, fifo or other special file")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ModelError(f"{archive.name} is not a readable source archive",
+                         f"{type(exc).__name__}: {exc}",
+                         "download it again (a rerun of the fetch does)") from exc
+    if not files:
+        raise ModelError(f"{archive.name} holds no files", "an empty source archive",
+                         "download it again (a rerun of the fetch does)")
+    for relname, link in links:
+        target = dest.joinpath(*relname.split("/"))
+        if target.exists() or target.is_symlink():
+            if target.is_dir() and not target.is_symlink():
+                raise _unsafe(archive, relname, "a symlink over a folder")
+            target.unlink()
+            files.pop(relname, None)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link, target)
+        files[relname] = {"link": link}
+    for relname, rec in files.items():
+        if "link" not in rec:
+            rec["mtime_ns"] = dest.joinpath(*relname.split("/")).stat().st_mtime_ns
+    return files
 
 
 def import_file(entry: LockEntry, source: Path, *, warn: Callable[[str], None] = print) -> Path:
-    """Copy `source` into place as `entry` (through a `.part`), verified like a download."""
-    if entry.kind == "git":
-        raise ModelError(f"importing git checkouts ('{entry.name}') is not implemented yet",
-                         f"'{entry.name}' is a checkout of {entry.url} at {entry.revision}",
-                         f"put the checkout at {models_dir() / entry.file}, at commit {entry.revision}")
+    """Copy `source` into place as `entry` (through a `.part`), verified like a download. For a
+    git entry, `source` is its source archive (the tar.gz a fetch downloads), installed as a
+    fetch installs it."""
     source = Path(source)
+    if entry.kind == "git":
+        if not source.is_file():
+            raise InputError(f"cannot import {source}", "it is not a file",
+                             f"give the path of the downloaded {download_url(entry)}")
+        _refuse_git_clone(entry)
+        digest, n = _hash_existing(source)
+        _verify(entry, digest.hexdigest(), n)
+        return install_archive(entry, source, digest.hexdigest(), n,
+                               f"import of {source.resolve()}", warn)
     if not source.is_file():
         raise InputError(f"cannot import {source}", "it is not a file",
                          f"give the path of the downloaded {entry.filename}")
@@ -306,7 +556,8 @@ def already_there(entry: LockEntry) -> bool:
     result = check(entry)
     if result.state == "present":
         return True
-    return result.state == "unverified" and recorded_sha256(entry) is not None
+    return (entry.kind != "git" and result.state == "unverified"
+            and recorded_sha256(entry) is not None)
 
 
 def describe(entry: LockEntry) -> str:

@@ -41,7 +41,9 @@ class SegmentParams:
 @dataclass(frozen=True)
 class TrackParams:
     backend: str = "auto"
-    """background tracker: auto | lk (weight-free; CoTracker comes with the model store)"""
+    """background tracker: auto | cotracker (CoTracker3 offline; code and weights from `fgbg
+    models fetch cotracker-code cotracker3-offline`; about 0.9 s a frame on a CPU) | lk
+    (Lucas-Kanade, weight-free, fast). auto: cotracker when both are in the store, else lk"""
     num_points: int = 32
     """background tracks kept (the paper uses 5 to 50)"""
     min_points: int = 16

@@ -11,7 +11,8 @@ Artifacts live under `models_dir()`: `$FGBG_MODELS`, else `$XDG_CACHE_HOME/fgbg/
 States of an artifact on disk (`state()`):
   present     the file exists with the lock's size and sha256, both confirmed in the lock
   missing     no file (for git entries: no checkout directory)
-  corrupt     its size or sha256 differs from a confirmed value in the lock: refused
+  corrupt     its size or sha256 differs from a confirmed value in the lock: refused (for git
+              entries: another commit, or a fetched file changed since, see `_check_git`)
   unverified  the file exists and nothing confirmed contradicts it, but the lock cannot vouch
               for it (its sha256 is unknown or only a single-source candidate); loaded with a
               warning, never silently
@@ -40,6 +41,9 @@ ROLES = ("required", "optional", "training", "unused")
 VERIFIABLE_FIELDS = ("revision", "size", "sha256", "licence")
 HASH_CACHE_NAME = ".fgbg-hash-cache.json"
 RECORDED_HASHES_NAME = ".fgbg-recorded-hashes.json"
+# written by `fgbg models fetch` into a git entry's exported checkout (fgbg.fetch)
+REVISION_NAME = ".fgbg-revision"  # the commit the files are from
+MANIFEST_NAME = ".fgbg-files.json"  # {"revision", "files": {relpath: {size, sha256, mtime_ns}}}
 CHUNK = 1 << 20  # 1 MiB
 
 _REQUIRED = ("kind", "revision", "filename", "size", "sha256", "licence", "backend", "role",
@@ -409,7 +413,7 @@ def check(entry: LockEntry, *, use_cache: bool = True) -> ArtifactCheck:
     """The state of `entry` on disk, with a sentence saying why."""
     path = models_dir() / entry.file
     if entry.kind == "git":
-        return _check_git(entry, path)
+        return _check_git(entry, path, use_cache=use_cache)
     if not path.is_file():
         why = f"{path} is not a file" if path.exists() else f"{path} does not exist"
         return ArtifactCheck(entry.name, "missing", path, why)
@@ -464,13 +468,16 @@ def check(entry: LockEntry, *, use_cache: bool = True) -> ArtifactCheck:
     return ArtifactCheck(entry.name, "present", path, "size and sha256 match models.lock")
 
 
-def _check_git(entry: LockEntry, path: Path) -> ArtifactCheck:
-    """A git checkout is identified by its commit: a detached `.git/HEAD`, else a
-    `.fgbg-revision` file that a fetch writes beside an exported (git-less) copy."""
+def _check_git(entry: LockEntry, path: Path, *, use_cache: bool = True) -> ArtifactCheck:
+    """A git checkout is identified by its commit: a detached `.git/HEAD`, else the
+    `.fgbg-revision` file that a fetch writes into an exported (git-less) copy. A fetched copy also
+    has a file manifest (`.fgbg-files.json`); every file in it must still be there with its size
+    and sha256 (rehashed only when its size or mtime changed, or with use_cache=False). Files
+    that are not in the manifest (`__pycache__`, ...) are ignored."""
     if not path.is_dir():
         return ArtifactCheck(entry.name, "missing", path, f"{path} is not a directory")
-    head = None
-    for marker in (path / ".git" / "HEAD", path / ".fgbg-revision"):
+    head = marker = None
+    for marker in (path / ".git" / "HEAD", path / REVISION_NAME):
         try:
             head = marker.read_text(encoding="utf-8").strip()
             break
@@ -478,11 +485,60 @@ def _check_git(entry: LockEntry, path: Path) -> ArtifactCheck:
             continue
     if head is None:
         return ArtifactCheck(entry.name, "unverified", path,
-                             "neither .git/HEAD nor .fgbg-revision says which commit it is")
+                             f"neither .git/HEAD nor {REVISION_NAME} says which commit it is")
     if head != entry.revision:
         return ArtifactCheck(entry.name, "corrupt", path,
                              f"checked out at {head!r}, models.lock pins commit {entry.revision}")
-    return ArtifactCheck(entry.name, "present", path, f"at commit {entry.revision}")
+    if marker.name != REVISION_NAME:
+        return ArtifactCheck(entry.name, "present", path, f"a git checkout at commit {entry.revision}")
+    manifest = path / MANIFEST_NAME
+    if not manifest.exists():
+        return ArtifactCheck(entry.name, "present", path,
+                             f"at commit {entry.revision} ({REVISION_NAME}; no {MANIFEST_NAME}, "
+                             "so its files were not checked one by one)")
+    problems, count = _manifest_problems(path, manifest, entry.revision, use_cache)
+    if problems:
+        shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5
+                                           else "")
+        return ArtifactCheck(entry.name, "corrupt", path,
+                             f"at commit {entry.revision}, but {len(problems)} file(s) differ from "
+                             f"the fetched archive: {shown}")
+    return ArtifactCheck(entry.name, "present", path,
+                         f"at commit {entry.revision}; its {count} files match {MANIFEST_NAME}")
+
+
+def _manifest_problems(root: Path, manifest: Path, revision: str,
+                       use_cache: bool) -> tuple[list[str], int]:
+    """(["relpath (why)", ...], files listed) for a fetched checkout's manifest."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        files = data["files"]
+        if data.get("revision") != revision or not isinstance(files, dict):
+            raise ValueError("for another revision" if data.get("revision") != revision
+                             else "no file table")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{MANIFEST_NAME} (unreadable: {exc})"], 0
+    problems = []
+    for rel, rec in files.items():
+        parts = PurePosixPath(rel).parts
+        if not isinstance(rec, dict) or rel.startswith("/") or ".." in parts:
+            problems.append(f"{rel} (bad manifest record)")
+            continue
+        p = root.joinpath(*parts)
+        if "link" in rec:
+            if not p.is_symlink() or os.readlink(p) != rec["link"]:
+                problems.append(f"{rel} (symlink changed)")
+            continue
+        if p.is_symlink() or not p.is_file():
+            problems.append(f"{rel} (missing)")
+            continue
+        st = p.stat()
+        if st.st_size != rec.get("size"):
+            problems.append(f"{rel} (size {st.st_size}, fetched {rec.get('size')})")
+        elif not (use_cache and st.st_mtime_ns == rec.get("mtime_ns")) \
+                and sha256_file(p) != rec.get("sha256"):
+            problems.append(f"{rel} (content changed)")
+    return problems, len(files)
 
 
 def state(entry: LockEntry, *, use_cache: bool = True) -> State:

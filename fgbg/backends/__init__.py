@@ -35,7 +35,12 @@ REGISTRY: dict[str, dict[str, BackendSpec]] = {
         "sam": BackendSpec("fgbg.backends.sam:SamSegmenter", finder="fgbg.backends.sam:find"),
         "mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter"),
     },
-    "track": {"lk": BackendSpec("fgbg.backends.lk:LKTracker")},
+    # cotracker first: auto takes it whenever its code checkout and weights are in the store,
+    # although on a CPU it costs about 0.9 s a frame (lk: a few ms); `--tracker lk` for speed
+    "track": {
+        "cotracker": BackendSpec("fgbg.backends.cotracker:CoTracker", ("cotracker-code", "cotracker3-offline")),
+        "lk": BackendSpec("fgbg.backends.lk:LKTracker"),
+    },
     "generate": {
         "diffusion": BackendSpec("fgbg.backends.diffusion:DiffusionGenerator",
                                  finder="fgbg.backends.diffusion:find",

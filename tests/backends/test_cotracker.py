@@ -320,21 +320,11 @@ def test_missing_store_artifacts_name_the_fetch(tmp_path, monkeypatch):
     assert "fgbg models fetch cotracker-code" in err.value.hint
 
 
-def test_store_artifacts_are_used_when_no_paths_are_given(hub_dir, random_checkpoint, tmp_path,
-                                                           monkeypatch):
-    """With hub_dir/checkpoint None, the checkout and weights come from the model store (a lock
-    pointing at the random checkpoint, so its sha256 verifies)."""
+def store_lock(tmp_path, weights: bytes) -> Path:
+    """A models.lock with the real cotracker-code entry and a cotracker3-offline entry pinned to
+    `weights` (so a random checkpoint verifies)."""
     import hashlib
-    import shutil
 
-    import torch
-
-    models = tmp_path / "models"
-    code = models / "cotracker" / "co-tracker"
-    shutil.copytree(hub_dir, code)
-    (code / ".fgbg-revision").write_text(COMMIT)
-    shutil.copy(random_checkpoint, models / "cotracker" / "scaled_offline.pth")
-    data = (models / "cotracker" / "scaled_offline.pth").read_bytes()
     lock = tmp_path / "models.lock"
     lock.write_text(f"""lock_version = 1
 
@@ -356,14 +346,32 @@ kind = "hf"
 repo = "facebook/cotracker3"
 revision = "a304f912a43a3f37a81256e55243137d60d223b7"
 filename = "scaled_offline.pth"
-size = {len(data)}
-sha256 = "{hashlib.sha256(data).hexdigest()}"
+size = {len(weights)}
+sha256 = "{hashlib.sha256(weights).hexdigest()}"
 licence = "CC-BY-NC-4.0"
 backend = "cotracker"
 role = "required"
 file = "cotracker/scaled_offline.pth"
 unverified = []
 """)
+    return lock
+
+
+def test_store_artifacts_are_used_when_no_paths_are_given(hub_dir, random_checkpoint, tmp_path,
+                                                           monkeypatch):
+    """With hub_dir/checkpoint None, the checkout and weights come from the model store (a lock
+    pointing at the random checkpoint, so its sha256 verifies)."""
+    import shutil
+
+    import torch
+
+    models = tmp_path / "models"
+    code = models / "cotracker" / "co-tracker"
+    shutil.copytree(hub_dir, code)
+    (code / ".fgbg-revision").write_text(COMMIT)
+    shutil.copy(random_checkpoint, models / "cotracker" / "scaled_offline.pth")
+    data = (models / "cotracker" / "scaled_offline.pth").read_bytes()
+    lock = store_lock(tmp_path, data)
     monkeypatch.setenv("FGBG_MODELS", str(models))
     monkeypatch.setenv("FGBG_LOCK", str(lock))
     seen = []
@@ -376,3 +384,53 @@ unverified = []
     assert Path(seen[0][0]) == code and seen[0][1]["source"] == "local"
     bias = tracker.model.model.updateformer.vis_conf_head.bias.detach().numpy()
     np.testing.assert_array_equal(bias, 2.0)
+
+
+def test_auto_takes_lk_without_the_store(tmp_path, monkeypatch):
+    from fgbg.backends import resolve
+
+    monkeypatch.setenv("FGBG_MODELS", str(tmp_path / "empty"))
+    monkeypatch.delenv("FGBG_LOCK", raising=False)
+    assert resolve("track", "auto") == ("lk", {})
+    with pytest.raises(ModelError) as err:
+        resolve("track", "cotracker")
+    assert "fgbg models fetch cotracker-code" in err.value.hint
+
+
+def test_imported_source_archive_is_what_auto_builds(hub_dir, random_checkpoint, tmp_path,
+                                                      monkeypatch):
+    """The code installed the way `fgbg models fetch/import cotracker-code` installs it (a
+    GitHub-style source archive, extracted, top folder stripped): `auto` then picks cotracker and
+    the registry builds it from the store; without the weights auto falls back to lk."""
+    import shutil
+    import tarfile
+
+    from fgbg.backends import build, resolve
+    from fgbg.fetch import import_file
+    from fgbg.weights import check, load_lock
+
+    archive = tmp_path / "co-tracker.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": COMMIT}) as tf:
+        tf.add(hub_dir, arcname=f"co-tracker-{COMMIT}",
+               filter=lambda ti: None if "__pycache__" in ti.name else ti)
+    models = tmp_path / "models"
+    (models / "cotracker").mkdir(parents=True)
+    shutil.copy(random_checkpoint, models / "cotracker" / "scaled_offline.pth")
+    lock = store_lock(tmp_path, Path(random_checkpoint).read_bytes())
+    monkeypatch.setenv("FGBG_MODELS", str(models))
+    monkeypatch.setenv("FGBG_LOCK", str(lock))
+    entry = load_lock()["cotracker-code"]
+    path = import_file(entry, archive, warn=lambda m: None)
+    assert path == models / "cotracker" / "co-tracker" and (path / "hubconf.py").is_file()
+
+    name, used = resolve("track", "auto")
+    assert name == "cotracker" and set(used) == {"cotracker-code", "cotracker3-offline"}
+    tracker = build("track", name, TrackParams(), "cpu")
+    assert isinstance(tracker, CoTracker)
+    bias = tracker.model.model.updateformer.vis_conf_head.bias.detach().numpy()
+    np.testing.assert_array_equal(bias, 2.0)
+    assert check(entry, use_cache=False).state == "present"  # importing it left bytecode only
+
+    (models / "cotracker" / "scaled_offline.pth").unlink()
+    assert resolve("track", "auto")[0] == "lk"
