@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO   ?= .fgbg-demo
 
-.PHONY: demo test test-slow bench bench-diffusion train-demo install clean
+.PHONY: demo test test-slow bench bench-backends bench-diffusion train-demo install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test-slow: $(TSTAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+# pose / segment / track backends side by side (weight-backed ones on locally built models)
+bench-backends: $(TSTAMP)
+	$(BIN)/python bench/bench_backends.py
 
 bench-diffusion: $(TSTAMP)
 	$(BIN)/python bench/bench_diffusion.py

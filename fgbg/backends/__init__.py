@@ -77,7 +77,7 @@ def check_name(kind: str, name: str) -> None:
 
 
 def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
-    """Backend name (auto resolved) and {artifact: sha256} of the weights it will use (these go
+    """Backend name (auto resolved) and {artifact: sha256 (or git:<commit>)} of the weights and code it will use (these go
     into the stage's cache key: other weights, other results)."""
     check_name(kind, name)
     choices = REGISTRY[kind]
@@ -107,7 +107,8 @@ def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
         lock = load_lock()
         for art in spec.artifacts:
             require(art)
-            models[art] = lock[art].sha256
+            # a git checkout (code) has no sha256: its pinned commit keys the cache instead
+            models[art] = lock[art].sha256 or f"git:{lock[art].revision}"
     return name, models
 
 

@@ -426,6 +426,11 @@ def test_imported_source_archive_is_what_auto_builds(hub_dir, random_checkpoint,
 
     name, used = resolve("track", "auto")
     assert name == "cotracker" and set(used) == {"cotracker-code", "cotracker3-offline"}
+    # the code checkout has no sha256: its pinned commit is what keys the stage cache
+    from fgbg.weights import load_lock
+
+    assert used["cotracker-code"] == f"git:{load_lock()['cotracker-code'].revision}"
+    assert used["cotracker3-offline"]
     tracker = build("track", name, TrackParams(), "cpu")
     assert isinstance(tracker, CoTracker)
     bias = tracker.model.model.updateformer.vis_conf_head.bias.detach().numpy()
