@@ -84,7 +84,7 @@ def main() -> None:
                 return
             try:
                 b, f = timed(make, work, frames)
-                rows.append((kind, name, note, f"{b:.2f}", f"{f * 1000:.0f}", f"{1 / f:.1f}"))
+                rows.append((kind, name, note, f"{b:.2f}", f"{f * 1000:.0f}", f"{1 / f:.3g}"))
             except Exception as exc:  # a row that cannot run says why instead of stopping the table
                 rows.append((kind, name, f"FAILED: {type(exc).__name__}: {str(exc)[:80]}", "-", "-", "-"))
             print(f"  {kind} {name} done", file=sys.stderr)
