@@ -14,8 +14,8 @@ import typer
 
 from .cli_common import (STAGES, Audio, ClipLength, Crf, Device, Dtype, Force, GenBackend, Guidance,
                          Height, LowMemory, NumPoints, Offload, Output, PipelineDir, PoseBackend,
-                         Preview, Quiet, Ref, Retarget, SamVariant, Seed, SegBackend, Steps, Tracker,
-                         Verbose, Video, Width, Workdir, guarded)
+                         Preview, Quiet, Ref, Retarget, Sam2Variant, SamVariant, Seed, SegBackend,
+                         Steps, Tracker, Verbose, Video, Width, Workdir, guarded)
 from .cli_models import models_app
 from .errors import InputError
 from .params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams
@@ -70,14 +70,21 @@ def _track_params(tracker: str, num_points: int) -> TrackParams:
     return TrackParams(backend=tracker, num_points=num_points)
 
 
-def _seg_params(seg_backend: str, sam_variant: str) -> SegmentParams:
+def _seg_params(seg_backend: str, sam_variant: str,
+                sam2_variant: str = SegmentParams.sam2_variant) -> SegmentParams:
     from .backends.sam import VARIANTS
+    from .backends.sam2_video import VARIANTS as SAM2_VARIANTS
 
     if sam_variant not in VARIANTS:
         raise InputError(f"--sam-variant {sam_variant} is unknown",
                          cause=f"segment-anything has {', '.join(VARIANTS)}",
                          hint="use --sam-variant vit_b (fastest), vit_l or vit_h (best, slowest)")
-    return SegmentParams(backend=seg_backend, sam_variant=sam_variant)
+    if sam2_variant not in SAM2_VARIANTS:
+        raise InputError(f"--sam2-variant {sam2_variant} is unknown",
+                         cause=f"SAM 2.1 has {', '.join(SAM2_VARIANTS)}",
+                         hint="use --sam2-variant tiny (fastest), small, base_plus or large (best, "
+                              "slowest)")
+    return SegmentParams(backend=seg_backend, sam_variant=sam_variant, sam2_variant=sam2_variant)
 
 
 def _write_preview(job, stage: str) -> None:
@@ -110,13 +117,15 @@ def extract_pose(video: Video, workdir: Workdir = None, pose_backend: PoseBacken
 @guarded
 def segment(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "auto",
             seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+            sam2_variant: Sam2Variant = SegmentParams.sam2_variant,
             preview: Preview = False, force: Force = False, device: Device = "auto",
             verbose: Verbose = False, quiet: Quiet = False):
     """Person masks (person = 1) of the driving video."""
     from .stages import segment as stage
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["segment"] if force else [],
-               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
+               pose=PoseParams(backend=pose_backend),
+               segment=_seg_params(seg_backend, sam_variant, sam2_variant),
                device=device)
     with job.workdir:
         rec = stage.record(job)
@@ -131,13 +140,15 @@ def segment(video: Video, workdir: Workdir = None, pose_backend: PoseBackend = "
 def track_bg(video: Video, workdir: Workdir = None, tracker: Tracker = "auto",
              num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
              seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+             sam2_variant: Sam2Variant = SegmentParams.sam2_variant,
              preview: Preview = False, force: Force = False, device: Device = "auto",
              verbose: Verbose = False, quiet: Quiet = False):
     """Sparse background point tracks (points on the person masked out)."""
     from .stages import track as stage
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["track-bg"] if force else [],
-               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
+               pose=PoseParams(backend=pose_backend),
+               segment=_seg_params(seg_backend, sam_variant, sam2_variant),
                track=_track_params(tracker, num_points), device=device)
     with job.workdir:
         rec = stage.record(job)
@@ -180,7 +191,8 @@ def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: Ge
              pipeline: PipelineDir = "",
              tracker: Tracker = "auto", num_points: NumPoints = TrackParams.num_points,
              pose_backend: PoseBackend = "auto", seg_backend: SegBackend = "auto",
-             sam_variant: SamVariant = SegmentParams.sam_variant, force: Force = False,
+             sam_variant: SamVariant = SegmentParams.sam_variant,
+             sam2_variant: Sam2Variant = SegmentParams.sam2_variant, force: Force = False,
              device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
     """Generate the output frames clip by clip (resumable)."""
     from .stages import generate as stage
@@ -188,7 +200,8 @@ def generate(video: Video, ref: Ref = None, workdir: Workdir = None, backend: Ge
 
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["generate"] if force else [], pose=PoseParams(backend=pose_backend),
-               segment=_seg_params(seg_backend, sam_variant), track=_track_params(tracker, num_points),
+               segment=_seg_params(seg_backend, sam_variant, sam2_variant),
+               track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline), device=device)
     reference.check(job)
@@ -214,6 +227,7 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
            pipeline: PipelineDir = "", tracker: Tracker = "auto",
            num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
            seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+           sam2_variant: Sam2Variant = SegmentParams.sam2_variant,
            crf: Crf = StitchParams.crf, audio: Audio = True,
            force: Force = False, device: Device = "auto", verbose: Verbose = False,
            quiet: Quiet = False):
@@ -227,7 +241,8 @@ def stitch(video: Video, ref: Ref = None, output: Output = None, workdir: Workdi
     stage.check_output(output)
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet,
                force=["stitch"] if force else [], pose=PoseParams(backend=pose_backend),
-               segment=_seg_params(seg_backend, sam_variant), track=_track_params(tracker, num_points),
+               segment=_seg_params(seg_backend, sam_variant, sam2_variant),
+               track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline),
                stitch=_stitch_params(crf, audio), device=device)
@@ -250,6 +265,7 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
         pipeline: PipelineDir = "", tracker: Tracker = "auto",
         num_points: NumPoints = TrackParams.num_points, pose_backend: PoseBackend = "auto",
         seg_backend: SegBackend = "auto", sam_variant: SamVariant = SegmentParams.sam_variant,
+        sam2_variant: Sam2Variant = SegmentParams.sam2_variant,
         crf: Crf = StitchParams.crf, audio: Audio = True,
         force: Annotated[list[str], typer.Option("--force", help=f"recompute a stage even if cached (repeatable): {', '.join(STAGES)}, all")] = [],
         preview: Preview = False, device: Device = "auto", verbose: Verbose = False,
@@ -266,7 +282,8 @@ def run(video: Video, ref: Ref = None, output: Output = None, workdir: Workdir =
     output = output or _default_output(video)
     stage.check_output(output)
     job = _job(video, workdir, ref=ref, verbose=verbose, quiet=quiet, force=force,
-               pose=PoseParams(backend=pose_backend), segment=_seg_params(seg_backend, sam_variant),
+               pose=PoseParams(backend=pose_backend),
+               segment=_seg_params(seg_backend, sam_variant, sam2_variant),
                track=_track_params(tracker, num_points),
                generate=_gen_params(backend, clip_length, seed, width, height, retarget, steps,
                                    guidance_scale, dtype, low_memory, offload, pipeline),

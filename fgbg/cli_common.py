@@ -29,6 +29,7 @@ Ref = Annotated[Optional[Path], typer.Option("--ref", help="photo of the person 
 PoseBackend = Annotated[str, typer.Option("--pose-backend", help=_P["backend"])]
 SegBackend = Annotated[str, typer.Option("--seg-backend", help=_S["backend"])]
 SamVariant = Annotated[str, typer.Option("--sam-variant", help=_S["sam_variant"])]
+Sam2Variant = Annotated[str, typer.Option("--sam2-variant", help=_S["sam2_variant"])]
 Tracker = Annotated[str, typer.Option("--tracker", help=_T["backend"])]
 NumPoints = Annotated[int, typer.Option("--num-points", help=_T["num_points"])]
 GenBackend = Annotated[str, typer.Option("--backend", help=_G["backend"])]

@@ -24,8 +24,10 @@ class PoseParams:
 @dataclass(frozen=True)
 class SegmentParams:
     backend: str = "auto"
-    """segmentation backend: auto | sam (Segment Anything prompted from the pose; weights from
-    `fgbg models fetch sam-vit-b`) | mediapipe (weight-free)"""
+    """segmentation backend: auto | sam2 (SAM 2.1 video predictor prompted from the pose and
+    propagated through the video; weights from `fgbg models fetch sam2.1-hiera-tiny`) | sam
+    (Segment Anything per frame, prompted from the pose; weights from `fgbg models fetch
+    sam-vit-b`) | mediapipe (weight-free). auto: the first of these whose weights are in the store"""
     threshold: float = 0.5
     """foreground probability above which a pixel belongs to the person"""
     morph_size: float = 0.02
@@ -34,6 +36,9 @@ class SegmentParams:
     """the person's mask is clipped to its keypoint box grown by this share of the box size"""
     sam_variant: str = "vit_b"
     """SAM model size: vit_b (fastest) | vit_l | vit_h (best, slowest); each is its own download"""
+    sam2_variant: str = "tiny"
+    """SAM 2.1 model size for the sam2 backend: tiny (fastest) | small | base_plus | large (best,
+    slowest); each is its own download (sam2.1-hiera-<size>)"""
     chunk: int = 32
     """frames decoded and processed at a time"""
 

@@ -36,7 +36,7 @@ State = Literal["present", "missing", "corrupt", "unverified"]
 
 LOCK_VERSION = 1
 KINDS = ("hf", "url", "git")
-BACKENDS = ("dwpose", "sam", "cotracker", "diffusion", "none")
+BACKENDS = ("dwpose", "sam", "sam2", "cotracker", "diffusion", "none")
 ROLES = ("required", "optional", "training", "unused")
 VERIFIABLE_FIELDS = ("revision", "size", "sha256", "licence")
 HASH_CACHE_NAME = ".fgbg-hash-cache.json"

@@ -46,8 +46,8 @@ Cost: SAM encodes every frame at 1024 px on its long side. On a CPU vit_b takes 
 frame (measured 14-17 s, and 50 s on a busy 2-core machine), so use a GPU (`--device cuda`) for
 videos; the prompt decoder itself is cheap.
 
-SAM 2 (the `sam2` package, with its own video predictor) is not implemented: it is not installed
-here, and its checkpoints in models.lock are marked unused.
+SAM 2 (the `sam2` package and its video predictor) is the `sam2` backend, fgbg.backends.sam2_video;
+it takes its prompts from `pose_prompt` and `mask_prompt` here.
 """
 
 from __future__ import annotations
@@ -125,7 +125,15 @@ def load_sam(variant: str, checkpoint: str | Path | None = None, device: str = "
     if not isinstance(state, dict):
         raise ModelError(f"the SAM {variant} weights {path} are not a state dict",
                          cause=f"the file holds a {type(state).__name__}", hint=refetch)
-    wrong = (f"check that --sam-variant {variant} matches the file, or {refetch}")
+    load_strict(model, state, path, f"SAM {variant}",
+                hint=f"check that --sam-variant {variant} matches the file, or {refetch}")
+    return model.to(device).eval()
+
+
+def load_strict(model, state: dict, path: str | Path, what: str, hint: str) -> None:
+    """Load the state dict `state` (read from `path`) into `model` strictly. ModelError when the
+    keys differ (the missing and unexpected ones named, five of each at most) or a tensor's size
+    does (as torch names it); `what` names the model in the message, `hint` is the fix."""
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
@@ -137,14 +145,13 @@ def load_sam(variant: str, checkpoint: str | Path | None = None, device: str = "
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:5])}"
                          f"{', ...' if len(unexpected) > 5 else ''})")
-        raise ModelError(f"the weights {path} do not fit SAM {variant}",
-                         cause="keys: " + "; ".join(parts), hint=wrong)
+        raise ModelError(f"the weights {path} do not fit {what}",
+                         cause="keys: " + "; ".join(parts), hint=hint)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # size mismatches, named by torch
-        raise ModelError(f"the weights {path} do not fit SAM {variant}",
-                         cause=str(exc).strip().replace("\n\t", " "), hint=wrong) from None
-    return model.to(device).eval()
+        raise ModelError(f"the weights {path} do not fit {what}",
+                         cause=str(exc).strip().replace("\n\t", " "), hint=hint) from None
 
 
 @dataclass
