@@ -8,6 +8,7 @@ No weights can be downloaded here, so the weight-backed backends run models buil
   dwpose     stand-in ONNX graphs with the real input/output signature (tests/backends): the row
              measures fgbg's pre/post-processing (letterbox, decode, NMS, crops, SimCC) and
              onnxruntime overhead, NOT the YOLOX-L / RTMPose networks;
+  sam2       the real SAM 2.1 video predictor (hiera tiny by default) with random weights;
   sam        the real segment-anything architecture (vit_b by default) with random weights, the
              same cost as the trained model;
   cotracker  the real CoTracker3 offline model code (from the pinned autosegmentor wheel) with
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--sam-variant", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
+    ap.add_argument("--sam2-variant", default="tiny", choices=["tiny", "small", "base_plus", "large"])
     ap.add_argument("--sam-frames", type=int, default=2, help="SAM frames (seconds each on a CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip", nargs="*", default=[], help="rows to leave out, e.g. sam cotracker")
@@ -123,6 +125,18 @@ def main() -> None:
         row("segment", "sam",
             f"{a.sam_variant}, random weights (full size), {k} frames", make_sam,
             lambda b: b.segment(video[:k], kp[:k], sc[:k]), frames=k)
+
+        def make_sam2():
+            from sam2.build_sam import build_sam2_video_predictor
+
+            from fgbg.backends.sam2_video import VARIANTS, Sam2Segmenter
+
+            torch.manual_seed(0)
+            model = build_sam2_video_predictor(VARIANTS[a.sam2_variant].config, ckpt_path=None, device=a.device)
+            return Sam2Segmenter(SegmentParams(sam2_variant=a.sam2_variant), device=a.device, model=model)
+
+        row("segment", "sam2", f"SAM 2.1 hiera {a.sam2_variant}, random weights (full size), video predictor",
+            make_sam2, lambda b: b.segment(video, kp, sc))
 
         from fgbg.backends.lk import LKTracker
 
