@@ -107,9 +107,35 @@ def test_checks_before_loading(sample, tmp_path, pipeline_dir, no_store, extra, 
     assert "generate" not in records(tmp_path / "w")
 
 
-def test_diffusion_without_a_pipeline_names_the_fix(sample, tmp_path, no_store):
+def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no_store):
+    """An empty store: --backend diffusion runs the built-in demo generator (and says so); auto
+    does not pick it."""
+    from fgbg.backends.diffusion import DEMO_DIR
+
+    assert (DEMO_DIR / "model_index.json").is_file(), "fgbg/demo_pipeline is not in the checkout"
     r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "w", "--backend", "diffusion",
+             "--steps", "1", "--clip-length", "8", env=no_store)
+    assert r.returncode == 0, r.stderr
+    assert "built-in demo generator" in r.stderr
+    from fgbg import artifacts
+
+    plan = artifacts.ClipPlan.from_json((tmp_path / "w" / "generate" / "plan.json").read_text())
+    assert max(plan.width, plan.height) == 64  # the demo's trained resolution sets the canvas
+    r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "a", "-q", "--clip-length", "8",
              env=no_store)
-    assert r.returncode == 3, r.stderr
-    assert "fgbg models convert animateanyone" in r.stderr
-    assert "--pipeline" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 0, r.stderr
+    plan = artifacts.ClipPlan.from_json((tmp_path / "a" / "generate" / "plan.json").read_text())
+    assert plan.generator["backend"] == "warp"
+
+
+def test_diffusion_without_any_pipeline_names_the_fix(monkeypatch, tmp_path):
+    from fgbg.backends import diffusion
+    from fgbg.errors import ModelError
+    from fgbg.params import GenerateParams
+
+    monkeypatch.setenv("FGBG_MODELS", str(tmp_path / "store"))
+    monkeypatch.delenv("FGBG_PIPELINE", raising=False)
+    monkeypatch.setattr(diffusion, "DEMO_DIR", tmp_path / "no-demo")
+    with pytest.raises(ModelError) as e:
+        diffusion.check(GenerateParams(backend="diffusion"), 16)
+    assert "fgbg models convert animateanyone" in e.value.hint and "--pipeline" in e.value.hint

@@ -166,6 +166,11 @@ class DiffusionGenerator:
         if not (folder / "model_index.json").is_file():
             raise ModelError(f"no diffusion pipeline at {folder}", cause="model_index.json is missing",
                              hint=missing_hint())
+        if folder.resolve() == DEMO_DIR.resolve():
+            import sys
+
+            print("warning: using fgbg's built-in demo generator, a 64 px toy trained on synthetic scenes "
+                  "(for real videos: fgbg models convert animateanyone, or --pipeline DIR)", file=sys.stderr)
         self.pipe = FgbgPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
         if params.offload and device.startswith("cuda"):
             self.pipe.enable_model_cpu_offload(device=device)
