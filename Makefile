@@ -48,7 +48,7 @@ bench-backends: $(TSTAMP)
 bench-diffusion: $(TSTAMP)
 	$(BIN)/python bench/bench_diffusion.py
 
-# retrain the built-in demo generator from nothing on the CPU (~10-40 min on 2 cores) and put it
+# retrain the built-in demo generator from nothing on the CPU (about 1 hour on 2 cores) and put it
 # in fgbg/demo_pipeline, which `generate --backend diffusion` falls back to
 train-demo: $(TSTAMP)
 	$(BIN)/python -m fgbg.training.demo --work .fgbg-train $(DEMO_ARGS)

@@ -23,8 +23,8 @@ def main(argv=None) -> None:
     ap.add_argument("--scenes", type=int, default=96)
     ap.add_argument("--holdout", type=int, default=8)
     ap.add_argument("--vae-steps", type=int, default=300)
-    ap.add_argument("--stage1-steps", type=int, default=800)
-    ap.add_argument("--stage2-steps", type=int, default=200)
+    ap.add_argument("--stage1-steps", type=int, default=3000)
+    ap.add_argument("--stage2-steps", type=int, default=400)
     a = ap.parse_args(argv)
     work = Path(a.work)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
