@@ -87,7 +87,9 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
         estimator = build("pose", name, PoseParams(backend=name), device=device)
     try:
         results = run_eval(pipe, dataset, chosen, clip_length=clip_length, steps=steps, guidance=guidance_scale,
-                           limit=limit, num_frames=frames, pose_estimator=estimator)
+                           limit=limit, num_frames=frames, pose_estimator=estimator,
+                           progress=None if quiet else (lambda what: print(f"scored {what}", file=sys.stderr,
+                                                                           flush=True)))
     finally:
         if estimator is not None:
             from .backends import release

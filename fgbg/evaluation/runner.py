@@ -99,8 +99,11 @@ def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator
         # scores low on both)
         size = real.shape[1:3]
         kp_ref, sc_ref = scene.keypoints[:n], scene.scores[:n]
+        # estimators follow one person across calls: each video starts afresh
+        pose_estimator.reset()
         kp, sc = pose_estimator.estimate(generated)
         out["pck"] = M.pck(kp, kp_ref, sc_ref, size, scores=sc)
+        pose_estimator.reset()
         kp, sc = pose_estimator.estimate(real)
         out["pck_real"] = M.pck(kp, kp_ref, sc_ref, size, scores=sc)
     queries = _queries(scene, n)
@@ -146,7 +149,7 @@ def evaluate(pipe, dataset: Path, variants=VARIANTS, *, clip_length: int = 8, st
                                       num_frames=num_frames)
             per_scene.append(score(s, gen, starts, pose_estimator))
             if progress:
-                progress(1)
+                progress(f"{v}: {s.id}")
         results["variants"][v] = _mean(per_scene)
     # the metrics' floor: the real video scored as if it were generated (track error of the
     # evaluation tracker itself, the real seam jump and colour change at the same clip starts)
