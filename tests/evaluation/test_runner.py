@@ -50,7 +50,7 @@ def test_reconstruct_variants(setup, pipe):
     pipe.generate_clip, pipe.encode_reference = spy, spy_ref
     try:
         out = {}
-        for v in runner.VARIANTS:
+        for v in runner.DEFAULT_VARIANTS:
             calls.clear()
             refs.clear()
             gen, starts = runner.reconstruct(pipe, scene, v, clip_length=4, steps=1, guidance=1.0)
@@ -59,7 +59,7 @@ def test_reconstruct_variants(setup, pipe):
             assert starts == [0, 4, 7]  # clips [0,4) [3,7) [6,10): overlaps dropped once
     finally:
         pipe.generate_clip, pipe.encode_reference = real_generate, real_encode
-    (full, full_refs), (notr, _), (nocond, _), (noreinj, noreinj_refs) = (out[v] for v in runner.VARIANTS)
+    (full, full_refs), (notr, _), (nocond, _), (noreinj, noreinj_refs) = (out[v] for v in runner.DEFAULT_VARIANTS)
     assert all(t > 0 for t, _, _ in full) and all(t == 0 for t, _, _ in notr)
     # clip c > 0 is conditioned on exactly the last frame clip c - 1 generated
     assert full[0][1] is None
@@ -111,3 +111,23 @@ def test_eval_cli(setup, tmp_path):
                               str(setup / "pipe"), "--pose-backend", "none"], capture_output=True, text=True,
                              timeout=300)
     assert nothing.returncode != 0 and "fgbg prepare" in nothing.stderr
+
+
+def test_window_variant_denoises_all_frames_at_once(setup, pipe):
+    """AnimateAnyone's scheme: one reference pass, no clip chaining, the same clip boundaries scored."""
+    scene = runner.load_scenes(setup / "holdout")[0]
+    calls = []
+    real_window = pipe._window_video
+
+    def spy(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory):
+        calls.append((len(pose), clip_length, overlap))
+        return real_window(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory)
+
+    pipe._window_video = spy
+    try:
+        gen, starts = runner.reconstruct(pipe, scene, "window", clip_length=4, steps=1, guidance=1.0)
+    finally:
+        pipe._window_video = real_window
+    assert calls == [(10, 4, 2)]
+    assert gen.shape == scene.frames.shape and gen.dtype == np.uint8
+    assert starts == [0, 4, 7]
