@@ -331,7 +331,7 @@ def test_fetch_git_broken_archive_leaves_nothing_half_done(env, server, existing
 ])
 def test_git_archive_unsafe_members_are_refused(tmp_path, members, why):
     from fgbg.errors import ModelError
-    from fgbg.fetch import extract_archive
+    from fgbg.archive import extract_archive
 
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(make_tar([("hubconf.py", HUBCONF), *members]))
