@@ -12,7 +12,7 @@ Motion metrics (this paper's claims):
       conditioning tracks over frames where both are visible, the query frame itself excluded
       (it is 0 by construction), and only where the conditioning point lies on the background.
   pck     fraction of the driving keypoints (confident ones) that the generated person's keypoints
-      hit within alpha * max(H, W).
+      hit within alpha * max(H, W) (the eval runner uses the 17 body keypoints, alpha 0.05).
   seam_jump  the mean frame-to-frame change at clip seams divided by the median change inside
       clips (1.0 = a seam looks like any other frame step).
   colour_drift  per clip: mean over RGB channels of |mean background colour of the clip - mean

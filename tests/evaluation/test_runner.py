@@ -131,3 +131,26 @@ def test_window_variant_denoises_all_frames_at_once(setup, pipe):
     assert calls == [(10, 4, 2)]
     assert gen.shape == scene.frames.shape and gen.dtype == np.uint8
     assert starts == [0, 4, 7]
+
+
+class FakePose:
+    """Returns the scene's true keypoints moved by `shift` px; counts resets."""
+
+    def __init__(self, scene, shift):
+        self.scene, self.shift, self.resets = scene, shift, 0
+
+    def reset(self):
+        self.resets += 1
+
+    def estimate(self, frames):
+        n = len(frames)
+        return self.scene.keypoints[:n] + self.shift, np.ones_like(self.scene.scores[:n])
+
+
+def test_pck_on_body_keypoints(setup):
+    scene = runner.load_scenes(setup / "holdout")[0]
+    exact = FakePose(scene, 0.0)
+    s = runner.score(scene, scene.frames.copy(), [0, 4, 7], exact)
+    assert s["pck"] == 1.0 and s["pck_real"] == 1.0 and exact.resets == 2
+    far = FakePose(scene, 0.06 * scene.frames.shape[1])  # beyond alpha 0.05 of the frame size
+    assert runner.score(scene, scene.frames.copy(), [0, 4, 7], far)["pck"] == 0.0
