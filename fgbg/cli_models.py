@@ -25,11 +25,14 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
 
     rows = list_table() if all_ else list_table(roles=("required", "optional", "training"))
     table = Table(show_edge=False, header_style="bold")
-    for col in ("name", "backend", "size", "licence", "state", "path"):
-        table.add_column(col)
+    # names are what `fgbg models fetch NAME` takes: never cut; the path folds instead
+    table.add_column("name", no_wrap=True, min_width=max([len(str(r[0])) for r in rows] + [4]))
+    for col in ("backend", "size", "licence", "state", "path"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(*[str(x) for x in r])
-    console = Console(stderr=False, highlight=False)
+    # piped (not a terminal): wide lines, so grep and scripts see whole names and paths
+    console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 240)
     console.print(table)
     print(f"models folder: {models_dir()}", file=sys.stderr)
 
@@ -127,7 +130,7 @@ def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="art
     for r in results:
         table.add_row(r.name, r.state, r.detail)
     if results:
-        Console(stderr=False, highlight=False).print(table)
+        Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 240).print(table)
     else:
         print("no artifacts on disk to verify", file=sys.stderr)
     bad = [r for r in results if r.state in ("missing", "corrupt")]

@@ -150,6 +150,12 @@ def test_models_list():
     r = fgbg("models", "list")
     assert r.returncode == 0, r.stderr
     assert "missing" in r.stdout or "present" in r.stdout
+    # piped: every name whole on its line (users copy them into `fgbg models fetch`)
+    from fgbg.weights import load_lock
+
+    names = {line.split("│")[0].strip() for line in r.stdout.splitlines() if "│" in line}
+    assert {"sam-vit-b", "sam2.1-hiera-tiny", "cotracker3-offline", "dwpose-ll-ucoco-384"} <= names
+    assert names <= set(load_lock())
 
 
 def test_very_large_frames_are_processed_downscaled_output_keeps_size(sample, tmp_path):
