@@ -118,3 +118,15 @@ class VideoGenerator(Protocol):
 def iter_chunks(array: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(array), size):
         yield array[start : start + size]
+
+
+def check_segment_inputs(frames, keypoints, scores) -> np.ndarray:
+    """What every Segmenter.segment checks first -> frames as an array (ValueError when the
+    frames are not (n, H, W, 3) uint8 or the pose does not cover them one to one)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
+    if len(keypoints) != len(frames) or len(scores) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(keypoints)} keypoint sets and "
+                         f"{len(scores)} score sets")
+    return frames

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..params import SegmentParams
+from .base import check_segment_inputs
 
 MIN_BODY_POINTS = 5
 MIN_INSIDE_SHARE = 0.5  # a component mostly inside the pose box belongs to the person
@@ -121,13 +122,7 @@ class MediapipeSegmenter:
     def segment(self, frames: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """frames (n, H, W, 3) uint8 RGB, keypoints (n, 133, 2) pixel x,y in those frames,
         scores (n, 133) -> masks (n, H, W) bool, True on the person."""
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} "
-                             f"{frames.dtype}")
-        if len(keypoints) != len(frames) or len(scores) != len(frames):
-            raise ValueError(f"{len(frames)} frames but {len(keypoints)} keypoint sets and "
-                             f"{len(scores)} score sets")
+        frames = check_segment_inputs(frames, keypoints, scores)
         n, h, w = frames.shape[:3]
         masks = np.zeros((n, h, w), bool)
         for i in range(n):

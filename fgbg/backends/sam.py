@@ -61,6 +61,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..params import SegmentParams
 from ..pose import layout as L
+from .base import check_segment_inputs
 
 VARIANTS = {"vit_b": "sam-vit-b", "vit_l": "sam-vit-l", "vit_h": "sam-vit-h"}  # -> models.lock
 MIN_BODY_POINTS = 5
@@ -295,13 +296,7 @@ class SamSegmenter:
         scores (n, 133) -> masks (n, H, W) bool, True on the person."""
         if self.predictor is None:
             raise RuntimeError("SamSegmenter.segment after close()")
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} "
-                             f"{frames.dtype}")
-        if len(keypoints) != len(frames) or len(scores) != len(frames):
-            raise ValueError(f"{len(frames)} frames but {len(keypoints)} keypoint sets and "
-                             f"{len(scores)} score sets")
+        frames = check_segment_inputs(frames, keypoints, scores)
         n, h, w = frames.shape[:3]
         masks = np.zeros((n, h, w), bool)
         for i in range(n):

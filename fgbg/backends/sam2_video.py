@@ -67,6 +67,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..params import SegmentParams
 from .sam import MAX_BRIDGE, Prompt, load_strict, mask_prompt, pose_prompt
+from .base import check_segment_inputs
 
 
 @dataclass(frozen=True)
@@ -329,13 +330,7 @@ class Sam2Segmenter:
         scores (n, 133) -> masks (n, H, W) bool, True on the person."""
         if self.predictor is None:
             raise RuntimeError("Sam2Segmenter.segment after close()")
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} "
-                             f"{frames.dtype}")
-        if len(keypoints) != len(frames) or len(scores) != len(frames):
-            raise ValueError(f"{len(frames)} frames but {len(keypoints)} keypoint sets and "
-                             f"{len(scores)} score sets")
+        frames = check_segment_inputs(frames, keypoints, scores)
         n, h, w = frames.shape[:3]
         masks = np.zeros((n, h, w), bool)
         if n == 0:
