@@ -55,6 +55,21 @@ def test_changed_track_param_reruns_only_downstream(first_run, sample, tmp_path)
     assert changed == {"track-bg", "generate", "stitch"}
 
 
+def test_generator_key_ignores_what_the_generator_does_not_use(sample, tmp_path):
+    """auto resolving to warp and an explicit --backend warp are the same work; diffusion-only
+    options (steps, guidance, dtype) change nothing for warp: nothing reruns."""
+    wd = tmp_path / "wd"  # its own: the module's workdir is shared by order-dependent tests
+    args = [sample.driving, "--ref", sample.ref, "-w", wd, "-o", tmp_path / "o.mp4", "--clip-length", "8"]
+    assert fgbg("run", *args).returncode == 0
+    before = records(wd)
+    r = fgbg("run", *args, "--backend", "warp", "--steps", "5", "--guidance-scale", "2", "--dtype", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert records(wd) == before
+    r = fgbg("run", *args, "--backend", "warp", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert {s for s in STAGES if records(wd)[s] != before[s]} == {"generate", "stitch"}
+
+
 def test_force_one_stage(first_run, sample, tmp_path):
     wd, _, _ = first_run
     before = records(wd)

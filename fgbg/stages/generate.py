@@ -8,6 +8,7 @@ clips exist, the completion record is written and the folder becomes `generate/`
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -16,6 +17,7 @@ from .. import artifacts
 from ..backends import build, release, resolve
 from ..backends.base import ClipInputs, Reference
 from ..errors import InputError
+from ..params import GenerateParams
 from ..report import StageRow, Timer
 from . import pose as pose_stage
 from . import reference as reference_stage
@@ -49,6 +51,17 @@ def to_canvas(points: np.ndarray, src_size: tuple[int, int], canvas: tuple[int, 
     return (points * s + np.array([ox, oy], np.float32)).astype(np.float32)
 
 
+DIFFUSION_ONLY = ("steps", "guidance_scale", "dtype", "low_memory", "offload", "pipeline")
+
+
+def keyed_params(p: GenerateParams, backend: str) -> GenerateParams:
+    """The params as the cache key sees them: the resolved backend (auto and its choice are the
+    same work) and, for other backends, the diffusion-only fields at their defaults (they change
+    nothing there)."""
+    reset = {} if backend == "diffusion" else {f: getattr(GenerateParams(), f) for f in DIFFUSION_ONLY}
+    return dataclasses.replace(p, backend=backend, **reset)
+
+
 def record(job: Job):
     check(job)
     pose_rec = pose_stage.record(job)
@@ -56,7 +69,7 @@ def record(job: Job):
     ref_rec = reference_stage.record(job)
     name, models = resolve("generate", job.generate.backend, job.generate)
     w, h = generation_canvas(job, name)
-    key = make_key(NAME, VERSION, job.generate, {},
+    key = make_key(NAME, VERSION, keyed_params(job.generate, name), {},
                    {"pose": pose_rec.key, "track-bg": track_rec.key, "ref": ref_rec.key}, models,
                    extra={"backend": name, "canvas": [w, h], "overlap": OVERLAP})
     wd = job.workdir
