@@ -88,9 +88,14 @@ def find(params=None, explicit: bool = False) -> dict[str, str] | None:
     For `auto` (explicit False): None unless the file is there and verified. Asked for by name
     (explicit True): the artifact is required, so a missing or corrupt file is a ModelError naming
     the exact `fgbg models fetch sam-vit-...` command."""
+    return checkpoint_for(artifact_for((params or SegmentParams()).sam_variant), explicit)
+
+
+def checkpoint_for(name: str, explicit: bool) -> dict[str, str] | None:
+    """{name: sha256} when the lock's artifact `name` is present and verified; when it is not:
+    a ModelError naming the fetch command if `explicit`, else None."""
     from ..weights import load_lock, require, state
 
-    name = artifact_for((params or SegmentParams()).sam_variant)
     lock = load_lock()
     if explicit:
         require(name, lock)

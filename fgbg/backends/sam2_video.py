@@ -66,8 +66,8 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..params import SegmentParams
-from .sam import MAX_BRIDGE, Prompt, load_strict, mask_prompt, pose_prompt
 from .base import check_segment_inputs
+from .sam import MAX_BRIDGE, Prompt, checkpoint_for, load_strict, mask_prompt, pose_prompt
 
 
 @dataclass(frozen=True)
@@ -109,15 +109,10 @@ def find(params=None, explicit: bool = False) -> dict[str, str] | None:
     For `auto` (explicit False): None unless the file is there and verified, and the sam2 package
     imports. Asked for by name (explicit True): the artifact is required, so a missing or corrupt
     file is a ModelError naming the exact `fgbg models fetch sam2.1-hiera-...` command."""
-    from ..weights import load_lock, require, state
-
     name = variant_for((params or SegmentParams()).sam2_variant).artifact
-    lock = load_lock()
-    if explicit:
-        require(name, lock)
-    elif name not in lock or state(lock[name]) != "present" or not _importable():
+    if not explicit and not _importable():
         return None
-    return {name: lock[name].sha256 or ""}
+    return checkpoint_for(name, explicit)
 
 
 def _importable() -> bool:
