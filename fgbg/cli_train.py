@@ -54,6 +54,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
              frames: Annotated[Optional[int], typer.Option("--frames", help="at most this many frames per video")] = None,
              device: Annotated[str, typer.Option("--device")] = "auto",
              pose_backend: Annotated[str, typer.Option("--pose-backend", help="pose estimator for PCK: auto, dwpose, mediapipe, or none to skip PCK")] = "auto",
+             tracker: Annotated[str, typer.Option("--tracker", help="tracker for the background-track error: auto (cotracker when its code and weights are in the store, else lk), cotracker, lk")] = "auto",
              verbose: Verbose = False, quiet: Quiet = False):
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
@@ -77,6 +78,18 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     quiet_diffusers()
     pipe = FgbgPipeline.from_pretrained(folder).to(resolve_device(device))
     pipe.set_progress_bar_config(disable=True)
+    if tracker not in ("auto", "lk", "cotracker"):
+        raise InputError(f"unknown tracker '{tracker}'", cause="eval tracks with cotracker or lk",
+                         hint="use --tracker auto, cotracker or lk")
+    if tracker == "auto":
+        from .backends import resolve as resolve_backend
+
+        tracker = "cotracker" if resolve_backend("track", "auto")[0] == "cotracker" else "lk"
+    track_with = None
+    if tracker == "cotracker":
+        from .evaluation.cotracker_queries import CoTrackerQueryTracker
+
+        track_with = CoTrackerQueryTracker(device=str(resolve_device(device)))
     estimator = None
     if pose_backend != "none":
         from .backends import build, check_name, resolve
@@ -87,16 +100,17 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
         estimator = build("pose", name, PoseParams(backend=name), device=device)
     try:
         results = run_eval(pipe, dataset, chosen, clip_length=clip_length, steps=steps, guidance=guidance_scale,
-                           limit=limit, num_frames=frames, pose_estimator=estimator,
+                           limit=limit, num_frames=frames, pose_estimator=estimator, tracker=track_with,
                            progress=None if quiet else (lambda what: print(f"scored {what}", file=sys.stderr,
                                                                            flush=True)))
     finally:
-        if estimator is not None:
-            from .backends import release
+        from .backends import release
 
-            release(estimator)
+        for held in (estimator, track_with):
+            if held is not None:
+                release(held)
     results["settings"] = {"pipeline": str(folder), "clip_length": clip_length, "steps": steps,
-                           "guidance_scale": guidance_scale}
+                           "guidance_scale": guidance_scale, "tracker": tracker}
     table = write_report(results, out)
     if not quiet:
         print(table, file=sys.stderr)

@@ -96,7 +96,7 @@ def reconstruct(pipe, scene: Scene, variant: str, *, clip_length: int, steps: in
     return np.concatenate(parts), starts
 
 
-def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator=None) -> dict:
+def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator=None, tracker=None) -> dict:
     from . import metrics as M
 
     n = len(generated)
@@ -122,7 +122,7 @@ def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator
         out["pck_real"] = M.pck(kp[:, body], kp_ref, sc_ref, size, scores=sc[:, body])
     queries = _queries(scene, n)
     if len(queries):
-        tracks, visible = M.LKQueryTracker().track_queries(generated, queries, masks)
+        tracks, visible = (tracker or M.LKQueryTracker()).track_queries(generated, queries, masks)
         ref_vis = scene.visible[:n] & _started(queries, n)
         out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n], ref_vis, masks)
     out["seam_jump"] = M.seam_jump(generated, starts[1:]) if len(starts) > 1 else float("nan")
@@ -149,7 +149,7 @@ def _started(queries: np.ndarray, n: int) -> np.ndarray:
 
 def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int = 8, steps: int = 10,
              guidance: float = 3.5, limit: int | None = None, num_frames: int | None = None,
-             progress=None, pose_estimator=None) -> dict:
+             progress=None, pose_estimator=None, tracker=None) -> dict:
     scenes = load_scenes(dataset, limit)
     results: dict = {"scenes": [s.id for s in scenes], "variants": {}, "skipped": {
         "lpips": "not implemented: no LPIPS weights are pinned in models.lock",
@@ -161,7 +161,7 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
         for s in scenes:
             gen, starts = reconstruct(pipe, s, v, clip_length=clip_length, steps=steps, guidance=guidance,
                                       num_frames=num_frames)
-            per_scene.append(score(s, gen, starts, pose_estimator))
+            per_scene.append(score(s, gen, starts, pose_estimator, tracker))
             if progress:
                 progress(f"{v}: {s.id}")
         results["variants"][v] = _mean(per_scene)
@@ -171,7 +171,7 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
     for s in scenes:
         n = min(len(s.frames), num_frames or len(s.frames))
         starts = [a if c == 0 else a + 1 for c, (a, _) in enumerate(clip_plan(n, clip_length))]
-        floor.append(score(s, np.asarray(s.frames[:n]), starts, pose_estimator))
+        floor.append(score(s, np.asarray(s.frames[:n]), starts, pose_estimator, tracker))
     results["variants"]["real video (floor)"] = _mean(floor)
     return results
 

@@ -439,3 +439,44 @@ def test_imported_source_archive_is_what_auto_builds(hub_dir, random_checkpoint,
 
     (models / "cotracker" / "scaled_offline.pth").unlink()
     assert resolve("track", "auto")[0] == "lk"
+
+
+# ------------------------------------------------------------------ eval: tracking given queries
+
+
+def test_eval_query_tracker_follows_the_exact_shift():
+    """fgbg eval's CoTracker tracker: given queries [t, x, y] in frame pixels come back as the
+    model's tracks in frame pixels (scaled to the model and back), invisible before their frame
+    and near the person."""
+    from fgbg.evaluation.cotracker_queries import CoTrackerQueryTracker
+
+    frames, masks = flat_video(10)
+    fake = FakeShift(shift=(1.5, 0.0))
+    tr = CoTrackerQueryTracker(model=fake)
+    q = np.float32([[0, 10, 20], [4, 30, 40], [2, 60, 50]])
+    tracks, visible = tr.track_queries(frames, q)
+    assert len(fake.calls) == 1 and len(fake.calls[0][0]) == 10  # the whole video in one call
+    t = np.arange(10)[:, None]
+    expect = q[None, :, 1:] + np.float32([1.5, 0])[None, None] * (t - q[None, :, 0])[..., None]
+    after = t >= q[None, :, 0]
+    np.testing.assert_allclose(tracks[after], expect[after], atol=1e-3)
+    np.testing.assert_allclose(tracks[~after], np.broadcast_to(q[None, :, 1:], tracks.shape)[~after])
+    inside = (expect[..., 0] <= W - 1)
+    np.testing.assert_array_equal(visible, after & inside)
+    # with person masks: a point within the margin of the person is invisible there
+    _, vis_m = tr.track_queries(frames, q, masks)
+    xi = np.clip(np.rint(tracks[..., 0]).astype(int), 0, W - 1)
+    yi = np.clip(np.rint(tracks[..., 1]).astype(int), 0, H - 1)
+    near = np.stack([dilate(m, 4) for m in masks])[t, yi, xi]
+    np.testing.assert_array_equal(vis_m, visible & ~near)
+
+
+def test_eval_query_tracker_runs_the_real_model(hub_dir, random_checkpoint):
+    from fgbg.backends.cotracker import load_predictor
+    from fgbg.evaluation.cotracker_queries import CoTrackerQueryTracker
+
+    frames, _ = textured_video(6)
+    tr = CoTrackerQueryTracker(model=load_predictor(hub_dir, random_checkpoint))
+    tracks, visible = tr.track_queries(frames, np.float32([[0, 20, 20], [3, 50, 30]]))
+    assert tracks.shape == (6, 2, 2) and visible.shape == (6, 2) and np.isfinite(tracks).all()
+    assert not visible[:3, 1].any()

@@ -2,6 +2,7 @@
 runs the real clip-by-clip reconstruction, and the report (JSON, table, plot) is written."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,17 +100,20 @@ def test_eval_cli(setup, tmp_path):
     cmd = [sys.executable, "-m", "fgbg.cli", "eval", str(setup / "holdout"), "--pipeline", str(setup / "pipe"),
            "-o", str(tmp_path / "out"), "--variants", "full", "--clip-length", "4", "--steps", "1",
            "--frames", "7", "--pose-backend", "none", "--device", "cpu", "--quiet"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "FGBG_MODELS": str(tmp_path / "empty-store")}  # no CoTracker/DWPose weights
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("results.json")
-    assert json.loads((tmp_path / "out" / "results.json").read_text())["settings"]["clip_length"] == 4
-    bad = subprocess.run(cmd[:-1] + ["--variants", "full,bogus"], capture_output=True, text=True, timeout=300)
+    settings = json.loads((tmp_path / "out" / "results.json").read_text())["settings"]
+    assert settings["clip_length"] == 4 and settings["tracker"] == "lk"  # auto without CoTracker weights
+    bad = subprocess.run(cmd[:-1] + ["--variants", "full,bogus"], capture_output=True, text=True, timeout=300,
+                         env=env)
     assert bad.returncode != 0 and "bogus" in bad.stderr and "no-tracks" in bad.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = subprocess.run([sys.executable, "-m", "fgbg.cli", "eval", str(empty), "--pipeline",
                               str(setup / "pipe"), "--pose-backend", "none"], capture_output=True, text=True,
-                             timeout=300)
+                             timeout=300, env=env)
     assert nothing.returncode != 0 and "fgbg prepare" in nothing.stderr
 
 
