@@ -87,8 +87,9 @@ class LKQueryTracker:
         tracks = np.repeat(q[None, :, 1:], n, axis=0).astype(np.float32)
         visible = np.zeros((n, k), bool)
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        lk = dict(winSize=(self.window, self.window), maxLevel=self.levels,
-                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+        from ..backends.lk import LK_CRITERIA
+
+        lk = dict(winSize=(self.window, self.window), maxLevel=self.levels, criteria=LK_CRITERIA)
         alive = np.zeros(k, bool)
         qt = np.rint(q[:, 0]).astype(int)
         for t in range(n):

@@ -21,7 +21,6 @@ conditioning tracks on the background); seam jump; colour drift per clip.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,42 +29,24 @@ VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window")
 DEFAULT_VARIANTS = VARIANTS[:4]
 
 
-@dataclass
-class Scene:
-    id: str
-    frames: np.ndarray
-    keypoints: np.ndarray
-    scores: np.ndarray
-    masks: np.ndarray
-    tracks: np.ndarray
-    visible: np.ndarray
-    origin: np.ndarray
+def load_scenes(dataset: Path, limit: int | None = None):
+    """The held-out videos of a `fgbg prepare` folder (fgbg.training.data.Video, masks included)."""
+    from ..training.data import load_videos
+
+    return load_videos([str(dataset)])[:limit]
 
 
-def load_scenes(dataset: Path, limit: int | None = None) -> list[Scene]:
-    from ..errors import InputError
-
-    out = []
-    for meta in sorted(Path(dataset).glob("videos/*/meta.json"))[:limit]:
-        d = meta.parent
-        pose, tr = np.load(d / "pose.npz"), np.load(d / "tracks.npz")
-        out.append(Scene(d.name, np.load(d / "frames.npy"), pose["keypoints"], pose["scores"],
-                         np.load(d / "masks.npy"), tr["tracks"], tr["visible"], tr["origin"]))
-    if not out:
-        raise InputError(f"no held-out videos in {dataset}", cause="eval reads videos/<id>/meta.json folders",
-                         hint="prepare them with `fgbg prepare VIDEOS_DIR DATASET_DIR`")
-    return out
-
-
-def clip_plan(n: int, clip_length: int) -> list[tuple[int, int]]:
+def clip_starts(n: int, clip_length: int) -> list[int]:
+    """Each clip's first new frame in the stitched video (the overlap frame is dropped once)."""
     from ..diffusion.pipeline import plan_clips
 
-    return plan_clips(n, clip_length)
+    return [a if c == 0 else a + 1 for c, (a, _) in enumerate(plan_clips(n, clip_length))]
 
 
-def reconstruct(pipe, scene: Scene, variant: str, *, clip_length: int, steps: int, guidance: float,
+def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guidance: float,
                 seed: int = 0, num_frames: int | None = None) -> tuple[np.ndarray, list[int]]:
     """-> generated frames (F, S, S, 3) uint8 (overlaps dropped) and each clip's first new frame."""
+    from ..diffusion.pipeline import plan_clips
     from ..diffusion.track_maps import render_track_maps
     from ..pose.draw import draw_pose_maps
 
@@ -75,28 +56,27 @@ def reconstruct(pipe, scene: Scene, variant: str, *, clip_length: int, steps: in
     tracks = render_track_maps(scene.tracks[:n], scene.visible[:n], scene.origin, (size, size), (size, size))
     if variant == "no-tracks":
         tracks = np.zeros_like(tracks)
-    ref = np.asarray(scene.frames[0])
+    ref = np.array(scene.frames[0])  # a writable copy (prepared frames are memory-mapped read-only)
     if variant == "window":
         frames = pipe(ref, pose, tracks, height=size, width=size, clip_length=clip_length,
                       num_inference_steps=steps, guidance_scale=guidance, seed=seed, long_video="window",
                       context_overlap=clip_length // 2)
-        return frames, [a if c == 0 else a + 1 for c, (a, _) in enumerate(clip_plan(n, clip_length))]
+        return frames, clip_starts(n, clip_length)
     ctx = pipe.encode_reference(ref, size, size)
-    parts, starts, prev = [], [], None
-    for c, (a, b) in enumerate(clip_plan(n, clip_length)):
+    parts, prev = [], None
+    for c, (a, b) in enumerate(plan_clips(n, clip_length)):
         if variant == "no-reinject" and prev is not None:
             ctx.reference.clear()
             ctx = pipe.encode_reference(prev, size, size)
         frames = pipe.generate_clip(ctx, pose[a:b], tracks[a:b], None if variant == "no-cond" else prev,
                                     seed + c, num_inference_steps=steps, guidance_scale=guidance)
         prev = frames[-1]
-        starts.append(a if c == 0 else a + 1)
         parts.append(frames if c == 0 else frames[1:])
     ctx.reference.clear()
-    return np.concatenate(parts), starts
+    return np.concatenate(parts), clip_starts(n, clip_length)
 
 
-def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator=None, tracker=None) -> dict:
+def score(scene, generated: np.ndarray, starts: list[int], pose_estimator=None, tracker=None) -> dict:
     from . import metrics as M
 
     n = len(generated)
@@ -123,8 +103,8 @@ def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator
     queries = _queries(scene, n)
     if len(queries):
         tracks, visible = (tracker or M.LKQueryTracker()).track_queries(generated, queries, masks)
-        ref_vis = scene.visible[:n] & _started(queries, n)
-        out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n], ref_vis, masks)
+        out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n], scene.visible[:n],
+                                                            masks)
     out["seam_jump"] = M.seam_jump(generated, starts[1:]) if len(starts) > 1 else float("nan")
     ranges = [(s, (starts[i + 1] if i + 1 < len(starts) else n)) for i, s in enumerate(starts)]
     out["colour_drift"] = M.colour_drift(generated, np.asarray(scene.frames[0]), masks, ranges,
@@ -132,7 +112,7 @@ def score(scene: Scene, generated: np.ndarray, starts: list[int], pose_estimator
     return out
 
 
-def _queries(scene: Scene, n: int) -> np.ndarray:
+def _queries(scene, n: int) -> np.ndarray:
     """[t, x, y] of each conditioning track at the first frame it is visible (within n)."""
     vis = scene.visible[:n]
     rows = []
@@ -141,10 +121,6 @@ def _queries(scene: Scene, n: int) -> np.ndarray:
         if len(t):
             rows.append([t[0], *scene.tracks[t[0], k]])
     return np.array(rows, np.float32).reshape(-1, 3)
-
-
-def _started(queries: np.ndarray, n: int) -> np.ndarray:
-    return np.ones((n, len(queries)), bool)
 
 
 def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int = 8, steps: int = 10,
@@ -170,8 +146,7 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
     floor = []
     for s in scenes:
         n = min(len(s.frames), num_frames or len(s.frames))
-        starts = [a if c == 0 else a + 1 for c, (a, _) in enumerate(clip_plan(n, clip_length))]
-        floor.append(score(s, np.asarray(s.frames[:n]), starts, pose_estimator, tracker))
+        floor.append(score(s, np.asarray(s.frames[:n]), clip_starts(n, clip_length), pose_estimator, tracker))
     results["variants"]["real video (floor)"] = _mean(floor)
     return results
 

@@ -30,6 +30,7 @@ class Video:
     tracks: np.ndarray
     visible: np.ndarray
     origin: np.ndarray
+    masks: np.ndarray | None = None  # (F, S, S) bool person masks, memory-mapped (eval reads them)
 
 
 def load_videos(datasets: list[str], min_frames: int = 2) -> list[Video]:
@@ -42,8 +43,9 @@ def load_videos(datasets: list[str], min_frames: int = 2) -> list[Video]:
             frames = np.load(d / "frames.npy", mmap_mode="r")
             if len(frames) < min_frames:
                 continue
+            masks = np.load(d / "masks.npy", mmap_mode="r") if (d / "masks.npy").is_file() else None
             videos.append(Video(d.name, frames, pose["keypoints"], pose["scores"], tracks["tracks"],
-                                tracks["visible"], tracks["origin"]))
+                                tracks["visible"], tracks["origin"], masks))
     if not videos:
         raise InputError(f"no prepared videos in {', '.join(datasets)}",
                          cause=f"training needs videos/<id>/meta.json with >= {min_frames} frames",
