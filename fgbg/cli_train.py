@@ -58,6 +58,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
              verbose: Verbose = False, quiet: Quiet = False):
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
+    from .backends import build, check_name, resolve
     from .backends.diffusion import pipeline_dir
     from .devices import resolve_device
     from .diffusion.backends_util import quiet_diffusers
@@ -71,6 +72,9 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     if bad or not chosen:
         raise InputError(f"unknown variant '{(bad or [''])[0]}'", cause=f"the variants are {', '.join(VARIANTS)}",
                          hint="e.g. --variants full,no-tracks")
+    check_name("track", tracker)  # names checked before anything loads
+    if pose_backend != "none":
+        check_name("pose", pose_backend)
     folder = pipeline or pipeline_dir(GenerateParams())
     if not (Path(folder) / "model_index.json").is_file():
         raise ModelError(f"no pipeline at {folder}", cause="eval needs a trained or converted pipeline",
@@ -78,13 +82,8 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     quiet_diffusers()
     pipe = FgbgPipeline.from_pretrained(folder).to(resolve_device(device))
     pipe.set_progress_bar_config(disable=True)
-    if tracker not in ("auto", "lk", "cotracker"):
-        raise InputError(f"unknown tracker '{tracker}'", cause="eval tracks with cotracker or lk",
-                         hint="use --tracker auto, cotracker or lk")
-    if tracker == "auto":
-        from .backends import resolve as resolve_backend
-
-        tracker = "cotracker" if resolve_backend("track", "auto")[0] == "cotracker" else "lk"
+    # the eval tracks with one of track-bg's trackers: the same names, the same `auto`
+    tracker = resolve("track", tracker)[0] if tracker == "auto" else tracker
     track_with = None
     if tracker == "cotracker":
         from .evaluation.cotracker_queries import CoTrackerQueryTracker
@@ -92,10 +91,8 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
         track_with = CoTrackerQueryTracker(device=str(resolve_device(device)))
     estimator = None
     if pose_backend != "none":
-        from .backends import build, check_name, resolve
         from .params import PoseParams
 
-        check_name("pose", pose_backend)
         name, _ = resolve("pose", pose_backend, PoseParams(backend=pose_backend))
         estimator = build("pose", name, PoseParams(backend=name), device=device)
     try:
