@@ -229,7 +229,7 @@ class CoTracker:
                 break
             frames, masks = self._check_chunk(frames, masks)
             take = min(len(frames), T - t)
-            buf_frames.extend(self._to_model(frames[:take]))
+            buf_frames.extend(self.to_model(frames[:take]))
             buf_masks.extend(np.asarray(masks[:take], bool))
             t += take
             while len(buf_frames) >= L:
@@ -268,7 +268,7 @@ class CoTracker:
                              hint="rerun with --force decode")
         return frames, masks
 
-    def _to_model(self, frames: np.ndarray) -> list:
+    def to_model(self, frames: np.ndarray) -> list:
         """(n, H, W, 3) uint8 -> n tensors (3, h, w) uint8 at the model's resolution, on device,
         resized as the predictor resizes (bilinear, corners aligned)."""
         import torch

@@ -43,7 +43,7 @@ class CoTrackerQueryTracker:
         b = self._backend
         mh, mw = b.resolution
         scale = np.array([(mw - 1) / (w - 1), (mh - 1) / (h - 1)], np.float32)
-        video = torch.stack(b._to_model(frames)).float()[None]
+        video = torch.stack(b.to_model(frames)).float()[None]
         mq = np.concatenate([q[:, :1], q[:, 1:] * scale], 1)
         with torch.no_grad():
             pred, vis = b.model(video, queries=torch.from_numpy(mq)[None].to(video.device))
