@@ -86,7 +86,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     tracker = resolve("track", tracker)[0] if tracker == "auto" else tracker
     track_with = None
     if tracker == "cotracker":
-        from .evaluation.cotracker_queries import CoTrackerQueryTracker
+        from .evaluation.query_trackers import CoTrackerQueryTracker
 
         track_with = CoTrackerQueryTracker(device=str(resolve_device(device)))
     estimator = None

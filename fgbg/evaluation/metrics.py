@@ -7,8 +7,8 @@ Image metrics (generated against real frames, both (F, H, W, 3) uint8):
 
 Motion metrics (this paper's claims):
   background_track_error  the generated video is tracked from the conditioning tracks' query
-      points (LKQueryTracker: pyramidal Lucas-Kanade from each query frame on, our stand-in for
-      "the same tracker" when CoTracker weights are absent); the mean distance in pixels to the
+      points (fgbg.evaluation.query_trackers: CoTracker3 itself when its weights are present, else
+      pyramidal Lucas-Kanade from each query frame on); the mean distance in pixels to the
       conditioning tracks over frames where both are visible, the query frame itself excluded
       (it is 0 by construction), and only where the conditioning point lies on the background.
   pck     fraction of the driving keypoints (confident ones) that the generated person's keypoints
@@ -53,71 +53,6 @@ def ssim(gen: np.ndarray, real: np.ndarray) -> float:
     _check_pair(gen, real)
     to = lambda x: torch.from_numpy(_f(x)).permute(0, 3, 1, 2).float()  # noqa: E731
     return float(tm_ssim(to(gen), to(real), data_range=1.0))
-
-
-class LKQueryTracker:
-    """Track given query points [t, x, y] through a video, forward from each query frame.
-
-    Returns (tracks (F, N, 2) float32, visible (F, N) bool): before its query frame a point holds
-    its query position, invisible; it is lost (and stays lost, at its last position) where LK
-    fails, the forward-backward error exceeds `fb_threshold` pixels, it leaves the frame, or (when
-    person masks are given) it comes within `mask_margin` pixels of the person, as the
-    conditioning tracks do: the person's motion drags a window that sees it.
-
-    Defaults suit the small (64-128 px) eval frames: a 7 px window and 3 pyramid levels track the
-    real held-out videos to 0.18 px mean error against their exact tracks (64 px, 8 scenes); a
-    15 px window without the mask rule, 2.0 px.
-    """
-
-    def __init__(self, window: int = 7, levels: int = 3, fb_threshold: float = 0.5, mask_margin: int = 4):
-        self.window, self.levels, self.fb, self.margin = window, levels, fb_threshold, mask_margin
-
-    def track_queries(self, frames: np.ndarray, queries: np.ndarray,
-                      masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-
-        frames = np.asarray(frames)
-        n, h, w = frames.shape[:3]
-        near_person = None
-        if masks is not None:
-            k = np.ones((2 * self.margin + 1,) * 2, np.uint8)
-            near_person = np.stack([cv2.dilate(np.asarray(m, np.uint8), k) > 0 for m in masks])
-        q = np.asarray(queries, np.float32).reshape(-1, 3)
-        k = len(q)
-        tracks = np.repeat(q[None, :, 1:], n, axis=0).astype(np.float32)
-        visible = np.zeros((n, k), bool)
-        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        from ..backends.lk import LK_CRITERIA
-
-        lk = dict(winSize=(self.window, self.window), maxLevel=self.levels, criteria=LK_CRITERIA)
-        alive = np.zeros(k, bool)
-        qt = np.rint(q[:, 0]).astype(int)
-        for t in range(n):
-            start = qt == t
-            alive |= start
-            if t > 0:
-                idx = np.flatnonzero(alive & ~start)
-                if len(idx):
-                    p0 = tracks[t - 1, idx].reshape(-1, 1, 2)
-                    p1, st, _ = cv2.calcOpticalFlowPyrLK(gray[t - 1], gray[t], p0, None, **lk)
-                    pb, st2, _ = cv2.calcOpticalFlowPyrLK(gray[t], gray[t - 1], p1, None, **lk)
-                    p1, pb = p1.reshape(-1, 2), pb.reshape(-1, 2)
-                    ok = (st.ravel() == 1) & (st2.ravel() == 1)
-                    ok &= np.linalg.norm(pb - p0.reshape(-1, 2), axis=1) <= self.fb
-                    ok &= (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
-                    tracks[t, idx] = np.where(ok[:, None], p1, tracks[t - 1, idx])
-                    alive[idx[~ok]] = False
-            later = np.flatnonzero(qt > t)
-            tracks[t, later] = q[later, 1:]
-            if near_person is not None:
-                idx = np.flatnonzero(alive)
-                xi = np.clip(np.rint(tracks[t, idx, 0]).astype(int), 0, w - 1)
-                yi = np.clip(np.rint(tracks[t, idx, 1]).astype(int), 0, h - 1)
-                alive[idx[near_person[t, yi, xi]]] = False
-            lost = np.flatnonzero(~alive & (qt < t))
-            tracks[t, lost] = tracks[t - 1, lost] if t > 0 else tracks[t, lost]
-            visible[t] = alive
-        return tracks, visible
 
 
 def background_track_error(tracks: np.ndarray, visible: np.ndarray, tracks_ref: np.ndarray,

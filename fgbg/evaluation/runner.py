@@ -78,6 +78,7 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
 
 def score(scene, generated: np.ndarray, starts: list[int], pose_estimator=None, tracker=None) -> dict:
     from . import metrics as M
+    from .query_trackers import LKQueryTracker
 
     n = len(generated)
     real = np.asarray(scene.frames[:n])
@@ -102,7 +103,7 @@ def score(scene, generated: np.ndarray, starts: list[int], pose_estimator=None, 
         out["pck_real"] = M.pck(kp[:, body], kp_ref, sc_ref, size, scores=sc[:, body])
     queries = _queries(scene, n)
     if len(queries):
-        tracks, visible = (tracker or M.LKQueryTracker()).track_queries(generated, queries, masks)
+        tracks, visible = (tracker or LKQueryTracker()).track_queries(generated, queries, masks)
         out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n], scene.visible[:n],
                                                             masks)
     out["seam_jump"] = M.seam_jump(generated, starts[1:]) if len(starts) > 1 else float("nan")

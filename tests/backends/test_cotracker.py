@@ -448,7 +448,7 @@ def test_eval_query_tracker_follows_the_exact_shift():
     """fgbg eval's CoTracker tracker: given queries [t, x, y] in frame pixels come back as the
     model's tracks in frame pixels (scaled to the model and back), invisible before their frame
     and near the person."""
-    from fgbg.evaluation.cotracker_queries import CoTrackerQueryTracker
+    from fgbg.evaluation.query_trackers import CoTrackerQueryTracker
 
     frames, masks = flat_video(10)
     fake = FakeShift(shift=(1.5, 0.0))
@@ -473,7 +473,7 @@ def test_eval_query_tracker_follows_the_exact_shift():
 
 def test_eval_query_tracker_runs_the_real_model(hub_dir, random_checkpoint):
     from fgbg.backends.cotracker import load_predictor
-    from fgbg.evaluation.cotracker_queries import CoTrackerQueryTracker
+    from fgbg.evaluation.query_trackers import CoTrackerQueryTracker
 
     frames, _ = textured_video(6)
     tr = CoTrackerQueryTracker(model=load_predictor(hub_dir, random_checkpoint))

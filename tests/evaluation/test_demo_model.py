@@ -4,7 +4,6 @@ untrained (structure: SSIM; colour: L1)."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fgbg.evaluation import metrics as M
+from fgbg.evaluation.query_trackers import LKQueryTracker
 
 
 def textured(h=64, w=96, seed=0):
@@ -70,7 +71,7 @@ def test_track_error_exact_and_one_pixel():
 def test_video_tracked_against_itself_has_zero_error_and_shift_gives_one_pixel():
     frames, truth = pan(n=10, speed=1.0)
     queries = np.concatenate([np.zeros((len(truth[0]), 1), np.float32), truth[0]], 1)
-    tracks, visible = M.LKQueryTracker().track_queries(frames, queries)
+    tracks, visible = LKQueryTracker().track_queries(frames, queries)
     vis_ref = np.ones(truth.shape[:2], bool)
     assert visible[-1].mean() > 0.9
     assert M.background_track_error(tracks, visible, truth, vis_ref) < 0.1
@@ -80,14 +81,14 @@ def test_video_tracked_against_itself_has_zero_error_and_shift_gives_one_pixel()
 
     moved = np.stack([frames[0]] + [cv2.warpAffine(f, np.float32([[1, 0, -1], [0, 1, 0]]), f.shape[1::-1],
                                                    borderMode=cv2.BORDER_REFLECT) for f in frames[1:]])
-    tracks2, visible2 = M.LKQueryTracker().track_queries(moved, queries)
+    tracks2, visible2 = LKQueryTracker().track_queries(moved, queries)
     assert M.background_track_error(tracks2, visible2, truth, vis_ref) == pytest.approx(1.0, abs=0.1)
 
 
 def test_queries_later_than_frame_zero_start_there():
     frames, truth = pan(n=8, speed=2.0)
     q = np.float32([[3, *truth[3, 0]], [0, *truth[0, 1]]])
-    tracks, visible = M.LKQueryTracker().track_queries(frames, q)
+    tracks, visible = LKQueryTracker().track_queries(frames, q)
     assert not visible[:3, 0].any() and visible[3:, 0].all()
     np.testing.assert_allclose(tracks[:4, 0], np.repeat(truth[3:4, 0], 4, 0))
     np.testing.assert_allclose(tracks[-1, 0], truth[-1, 0], atol=0.15)
