@@ -67,7 +67,11 @@ def main() -> None:
             rows.append((size, t_sample, times, cold, cached))
 
     n = args.frames
-    print(f"\nfgbg bench: sample '{args.preset}', {n} frames; fps = frames per second (higher is better)\n")
+    from importlib.util import find_spec
+
+    heavy = [m for m in ("torch", "sam2", "segment_anything", "onnxruntime", "diffusers") if find_spec(m)]
+    print(f"\nfgbg bench: sample '{args.preset}', {n} frames; fps = frames per second (higher is better); "
+          f"installed: {', '.join(heavy) or 'core only'} (the cached rerun imports none of them)\n")
     stages = ["extract-pose", "segment", "track-bg", "generate", "stitch"]
     print("| size | sample s | " + " | ".join(f"{s} fps" for s in stages) + " | ref s | run cold s | run cached s |")
     print("|---" * (len(stages) + 5) + "|")

@@ -112,3 +112,10 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     if not quiet:
         print(table, file=sys.stderr)
     print(out / "results.json")
+    if results.get("failed"):
+        from .errors import StageError
+
+        v, why = next(iter(results["failed"].items()))
+        raise StageError(f"{len(results['failed'])} variant(s) failed: {', '.join(results['failed'])}",
+                         cause=f"{v}: {why}",
+                         hint=f"the figures of the others are in {out / 'results.json'}")

@@ -34,6 +34,10 @@ class StageError(FgbgError):
     exit_code = 1
 
 
+class NonFiniteError(StageError):
+    """A model produced NaN or infinity (exit 1): never written out as a (black) video."""
+
+
 class InputError(FgbgError):
     """Bad usage or bad input: a missing file, an undecodable video, no person (exit 2)."""
 

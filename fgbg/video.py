@@ -108,12 +108,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          cause=f"ffmpeg reads it as '{fmt.group(1)}'",
                          hint=f"give the image as the reference with --ref {path}, and a video as DRIVING")
     codec, w, h = stream.group(1), int(stream.group(2)), int(stream.group(3))
-    rot = re.search(r"rotation of (-?[\d.]+) degrees", text) or re.search(r"rotate\s*:\s*(-?\d+)", text)
-    rotation = 0
-    if rot:
-        # ffmpeg's displaymatrix reports counter-clockwise degrees; the old `rotate` tag clockwise
-        deg = float(rot.group(1))
-        rotation = int(round(-deg if "rotation of" in rot.group(0) else deg)) % 360
+    rotation = parse_rotation(text)
     has_audio = re.search(r"Stream #0:\d+[^:]*: Audio:", text) is not None
     try:
         vr = _decord().VideoReader(str(path), num_threads=1)
@@ -135,6 +130,20 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if rotation in (90, 270):
         w, h = h, w
     return VideoInfo(str(path), w, h, fps, num_frames, rotation, has_audio, codec)
+
+
+def parse_rotation(text: str) -> int:
+    """Clockwise display rotation (0, 90, 180, 270) from `ffmpeg -i` output, for every ffmpeg:
+    5.0 and later print the display matrix's side data ("displaymatrix: rotation of -90.00
+    degrees", counter-clockwise); 4.x and older print the stream's `rotate` tag ("rotate : 90",
+    clockwise). Other angles are rounded to the nearest quarter turn."""
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", text)
+    if rot:
+        deg = -float(rot.group(1))
+    else:
+        rot = re.search(r"^\s*rotate\s*:\s*(-?[\d.]+)", text, re.M)
+        deg = float(rot.group(1)) if rot else 0.0
+    return int(round(deg / 90.0)) * 90 % 360
 
 
 def _short(exc: Exception) -> str:

@@ -5,6 +5,24 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# A clone of fgbg stands alone: nothing the suite runs in this process may open a file of the
+# team's folder that sits beside the repository on developers' and CI machines (../shared). The
+# audit hook sees every Python-level open (open, Path.read_*, numpy, json) and fails it by name.
+_BESIDE = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared")) + os.sep
+
+
+def _no_shared(event, args):
+    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.fsdecode(args[0])
+        if path.startswith(_BESIDE) or os.path.realpath(path).startswith(_BESIDE):
+            raise PermissionError(f"a test opened {path}: the repository must not read ../shared "
+                                  "(copy what the test needs into tests/fixtures)")
+
+
+import sys as _sys  # noqa: E402
+
+_sys.addaudithook(_no_shared)
+
 
 @pytest.fixture
 def rng():
@@ -17,8 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# the team's shared folder (docs, fixtures) sits beside the repository, in CI too
-SHARED = Path(os.environ.get("FGBG_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+# reference data the tests read, carried by the repository (a clone stands alone)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 SAMPLE_FRAMES = 40
 SAMPLE_SIZE = 256

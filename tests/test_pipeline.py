@@ -44,6 +44,25 @@ def test_second_run_does_no_stage_work(first_run, sample):
     assert r.stderr.count("cached") >= len(STAGES) and " ran" not in r.stderr
 
 
+HEAVY = ("torch", "sam2", "onnxruntime", "diffusers", "transformers", "segment_anything", "mediapipe")
+
+
+def test_cached_run_imports_nothing_heavy(first_run, sample):
+    """Resolving `auto` reads the model store and asks importlib whether a package is installed;
+    a fully cached run loads no model code (with the full test install, sam2 alone took 4 s)."""
+    wd, out, _ = first_run
+    code = ("import sys\nfrom fgbg.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+            f"print('heavy:', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+            "sys.exit(code)\n")
+    r = subprocess.run([sys.executable, "-c", code, "run", str(sample.driving), "--ref", str(sample.ref),
+                        "-w", str(wd), "-o", str(out), "--clip-length", "8"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert " ran" not in r.stderr
+    assert "heavy: []" in r.stderr, r.stderr
+
+
 def test_changed_track_param_reruns_only_downstream(first_run, sample, tmp_path):
     wd, _, _ = first_run
     before = records(wd)

@@ -122,13 +122,12 @@ def fit_canvas(params, width: int, height: int) -> tuple[int, int]:
 
 def check(params, num_frames: int) -> None:
     """Checks that need only the pipeline's config files (nothing is loaded)."""
-    try:
-        import diffusers  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec  # asked, not imported: a cached run must stay instant
+
+    if find_spec("torch") is None or find_spec("diffusers") is None:
         raise InputError("the diffusion generator needs torch and diffusers",
                          cause="they are not installed in this environment",
-                         hint="pip install 'fgbg[diffusion]' (or use --backend warp)") from None
+                         hint="pip install 'fgbg[diffusion]' (or use --backend warp)")
     folder = pipeline_dir(params)
     if not (folder / "model_index.json").is_file():
         raise ModelError(f"no diffusion pipeline at {folder}", cause="the diffusion backend needs a "

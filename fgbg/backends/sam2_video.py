@@ -110,17 +110,19 @@ def find(params=None, explicit: bool = False) -> dict[str, str] | None:
     imports. Asked for by name (explicit True): the artifact is required, so a missing or corrupt
     file is a ModelError naming the exact `fgbg models fetch sam2.1-hiera-...` command."""
     name = variant_for((params or SegmentParams()).sam2_variant).artifact
-    if not explicit and not _importable():
+    found = checkpoint_for(name, explicit)
+    if found is not None and not explicit and not _importable():
         return None
-    return checkpoint_for(name, explicit)
+    return found
 
 
 def _importable() -> bool:
-    try:
-        import sam2.build_sam  # noqa: F401
-    except Exception:  # noqa: BLE001 - not installed, or its torch/torchvision/hydra fail
-        return False
-    return True
+    """Whether sam2 and what it imports are installed, asked without importing them: importing
+    sam2 imports torch (about 4 s), and `auto` is resolved on every run, cached ones too. A package
+    that is installed but broken fails later, when the backend is built, with its own message."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("sam2", "torch", "torchvision", "hydra"))
 
 
 def _import_sam2():

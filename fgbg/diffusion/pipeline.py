@@ -32,7 +32,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
 from torch.nn import functional as F
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 from .attention import ReferenceState
 from .encoders import ConditionEncoder
 from .unets import ReferenceNet, VideoUNet
@@ -69,6 +69,18 @@ class VideoContext:
     reference: ReferenceState  # ReferenceNet bank (+ cached K/V)
     height: int
     width: int
+
+
+def _check_finite(x: torch.Tensor, what: str) -> None:
+    """Raise NonFiniteError when x holds NaN or infinity: a NaN latent decodes to black frames,
+    which must never pass as a result."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise NonFiniteError(f"{what} are not finite ({bad} of {x.numel()} values are NaN or inf)",
+                             cause=f"the model computed NaN/inf in {x.dtype}: fp16 overflow, broken "
+                                   "weights, or non-finite inputs",
+                             hint="rerun with --dtype fp32 (or bf16 on a GPU); if it persists, check "
+                                  "the pipeline's weights with fgbg models verify")
 
 
 class FgbgPipeline(DiffusionPipeline):
@@ -138,6 +150,11 @@ class FgbgPipeline(DiffusionPipeline):
             raise InputError("track maps must be (F, 3, H, W) at the output size",
                              cause=f"got {tuple(track_maps.shape)}, pose maps {tuple(pm.shape)}",
                              hint="render them with fgbg.diffusion.track_maps.render_track_maps")
+        if track_maps is not None and not bool(torch.isfinite(torch.as_tensor(track_maps)).all()):
+            raise InputError("the track maps hold NaN or infinity",
+                             cause="a non-finite value would spread to every latent of the clip",
+                             hint="render them with fgbg.diffusion.track_maps.render_track_maps "
+                                  "(finite for any tracks)")
 
     # ---- 2. reference, once per video ------------------------------------------------------
     def _clip_pixels(self, image: np.ndarray) -> torch.Tensor:
@@ -188,7 +205,9 @@ class FgbgPipeline(DiffusionPipeline):
         if track_maps is not None:
             tm = torch.as_tensor(track_maps).permute(1, 0, 2, 3)[None].float()
             feats = feats + self.track_encoder(tm.to(self.track_encoder.device, self.track_encoder.dtype)).to(feats.device)
-        return feats.to(self.unet.device, self.unet.dtype)
+        feats = feats.to(self.unet.device, self.unet.dtype)
+        _check_finite(feats, "the condition features (pose and track encoders)")
+        return feats
 
     # ---- 5. denoising ----------------------------------------------------------------------
     def _predict(self, ctx: VideoContext, latents, t, features, condition, guidance_scale, low_memory):
@@ -231,10 +250,12 @@ class FgbgPipeline(DiffusionPipeline):
         latents = self._noise((1, 4, frames, h, w), generator) * self.scheduler.init_noise_sigma
         condition = self.condition_for(prev_frame, frames, ctx.height, ctx.width)
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-        for t in self.scheduler.timesteps:
+        steps = len(self.scheduler.timesteps)
+        for i, t in enumerate(self.scheduler.timesteps):
             x = self.scheduler.scale_model_input(latents, t)
             pred = self._predict(ctx, x, t, features, condition, guidance_scale, low_memory)
             latents = self.scheduler.step(pred, t, latents).prev_sample
+            _check_finite(latents, f"the latents after denoising step {i + 1} of {steps}")
             if progress is not None:
                 progress(1)
         return latents
@@ -246,6 +267,7 @@ class FgbgPipeline(DiffusionPipeline):
         out = []
         for i in range(0, len(flat), self.vae_chunk):
             img = self.vae.decode(flat[i:i + self.vae_chunk].to(self.vae.device, self.vae.dtype)).sample
+            _check_finite(img, f"the decoded frames {i}-{i + len(img) - 1} (VAE decoder)")
             out.append(((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
         return torch.cat(out).numpy()
 
@@ -279,6 +301,7 @@ class FgbgPipeline(DiffusionPipeline):
                                                   guidance_scale, low_memory)
                 count[:, :, a:b] += 1
             latents = self.scheduler.step(total / count, t, latents).prev_sample
+            _check_finite(latents, f"the latents at timestep {int(t)} (window mode)")
         return latents
 
     # ---- all steps -------------------------------------------------------------------------

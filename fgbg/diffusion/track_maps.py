@@ -9,6 +9,11 @@ v_k(t) is the track's visibility (0/1). p_k(0) is the track's position in the fi
 whole video (not of the clip), so every clip sees one frame of reference. Displacements are
 normalised by the frame size, so maps at any resolution carry the same values.
 
+Finite for any input: a track whose origin, or whose position in a frame, is not finite counts as
+not visible there (it is left out of all three channels; one NaN would otherwise turn every pixel
+of every frame to NaN through the matrix products). `fgbg.backends.warp.track_origins` gives every
+track a finite origin, so on our own data this drops nothing; it guards data made elsewhere.
+
 Vectorised (ours): a 2D Gaussian is the outer product of two 1D ones, so the sums over tracks are
 batched matrix products (T, H, N) @ (T, N, W): no (T, N, H, W) tensor and no loop over pixels.
 The same function serves training (torch tensors on any device) and inference (numpy in).
@@ -36,6 +41,13 @@ def render_track_maps(tracks, visible, origin, frame_size: tuple[int, int], out_
     visible = torch.as_tensor(np.asarray(visible) if as_numpy else visible, device=device).float()
     origin = torch.as_tensor(np.asarray(origin) if as_numpy else origin, device=device, dtype=torch.float32)
     T, N, _ = tracks.shape
+    if tuple(visible.shape) != (T, N) or tuple(origin.shape) != (N, 2):
+        raise ValueError(f"render_track_maps: tracks {tuple(tracks.shape)}, visible {tuple(visible.shape)} "
+                         f"and origin {tuple(origin.shape)} disagree (want (T, N, 2), (T, N), (N, 2))")
+    usable = torch.isfinite(tracks).all(-1) & torch.isfinite(origin).all(-1)[None]
+    visible = visible * usable
+    tracks = torch.where(usable[..., None], tracks, torch.zeros_like(tracks))
+    origin = torch.where(torch.isfinite(origin), origin, torch.zeros_like(origin))
     w0, h0 = frame_size
     w1, h1 = out_size
     if N == 0:

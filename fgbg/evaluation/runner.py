@@ -133,15 +133,24 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
         "fvd": "not implemented: no I3D weights are pinned in models.lock"}}
     if pose_estimator is None:
         results["skipped"]["pck"] = "no pose estimator given"
+    from ..errors import NonFiniteError
+
     for v in variants:
         per_scene = []
         for s in scenes:
-            gen, starts = reconstruct(pipe, s, v, clip_length=clip_length, steps=steps, guidance=guidance,
-                                      num_frames=num_frames)
+            try:
+                gen, starts = reconstruct(pipe, s, v, clip_length=clip_length, steps=steps,
+                                          guidance=guidance, num_frames=num_frames)
+            except NonFiniteError as exc:
+                # a variant whose output is not finite has no figures: it failed, and says where
+                results.setdefault("failed", {})[v] = f"{s.id}: {exc.what}"
+                per_scene = None
+                break
             per_scene.append(score(s, gen, starts, pose_estimator, tracker))
             if progress:
                 progress(f"{v}: {s.id}")
-        results["variants"][v] = _mean(per_scene)
+        if per_scene is not None:
+            results["variants"][v] = _mean(per_scene)
     # the metrics' floor: the real video scored as if it were generated (track error of the
     # evaluation tracker itself, the real seam jump and colour change at the same clip starts)
     floor = []
@@ -175,6 +184,8 @@ def write_report(results: dict, out_dir: Path) -> str:
         drift = r.get("colour_drift", [])
         d = f"{drift[0]:.2f} -> {drift[-1]:.2f}" if drift else "-"
         lines.append(f"| {v} | " + " | ".join(f"{r.get(c, float('nan')):.4g}" for c in cols) + f" | {d} |")
+    for v, why in results.get("failed", {}).items():
+        lines.append(f"| {v} | failed: {why} |" + " |" * len(cols))
     for name, why in results.get("skipped", {}).items():
         lines.append(f"\n{name}: skipped ({why})")
     table = "\n".join(lines)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import artifacts
 from ..backends import build, release, resolve
 from ..backends.base import ClipInputs, Reference
-from ..errors import InputError
+from ..errors import InputError, NonFiniteError
 from ..params import GenerateParams
 from ..report import StageRow, Timer
 from . import pose as pose_stage
@@ -134,11 +134,17 @@ def record(job: Job):
                     done_before += 1
                 except artifacts.ArtifactError:
                     sl = slice(clip.start, clip.stop)
-                    frames = gen.generate_clip(ClipInputs(
-                        keypoints=kps[sl], scores=pose.scores[sl],
-                        pose_maps=draw_pose_maps(kps[sl], pose.scores[sl], w, h),
-                        tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
-                        prev_frame=prev, seed=clip.seed))
+                    try:
+                        frames = gen.generate_clip(ClipInputs(
+                            keypoints=kps[sl], scores=pose.scores[sl],
+                            pose_maps=draw_pose_maps(kps[sl], pose.scores[sl], w, h),
+                            tracks=tr[sl], visible=tracks.visible[sl], tracks_origin=origin,
+                            prev_frame=prev, seed=clip.seed))
+                    except NonFiniteError as exc:
+                        # the clips committed so far stay: a rerun resumes here
+                        raise NonFiniteError(f"clip {clip.index} (frames {clip.start}-{clip.stop - 1}) "
+                                             f"of {len(plan.clips)} failed: {exc.what}",
+                                             cause=exc.cause, hint=exc.hint) from exc
                     artifacts.save_clip(clips_dir, clip.index, frames)
                     if _DELAY:  # debugging/tests: widen the window in which a run can be interrupted
                         time.sleep(_DELAY)

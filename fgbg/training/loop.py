@@ -168,6 +168,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
                 tracks = torch.from_numpy(b["tracks"]).to(dev).permute(0, 2, 1, 3, 4)
             pred = model(noisy, t, embeds, ref_lat, keep, cond, pose, tracks)
             loss = F.mse_loss(pred.float(), v_target.float())
+            if not bool(torch.isfinite(loss)):
+                from ..errors import NonFiniteError
+
+                raise NonFiniteError(f"training step {step + 1}: the loss is not finite ({float(loss)})",
+                                     cause="NaN/inf in the batch or the model (no update was applied; the "
+                                           "last checkpoint is intact)",
+                                     hint="check the dataset with fgbg prepare's meta.json, or lower the "
+                                          "learning rate and resume from the last checkpoint")
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(params, 1.0)

@@ -1,4 +1,4 @@
-"""Build our networks from the Moore-AnimateAnyone fixture (../shared/fixtures/animateanyone)."""
+"""Build our networks from the Moore-AnimateAnyone fixture (tests/fixtures/animateanyone)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES as _ROOT
 
-FIXTURES = SHARED / "fixtures" / "animateanyone"
+FIXTURES = _ROOT / "animateanyone"
 
 
 def need_fixtures():
     if not (FIXTURES / "tiny_weights.safetensors").exists():
         pytest.fail(f"the AnimateAnyone reference fixtures are missing: {FIXTURES} "
-                    "(CI puts ../shared beside the clone)")
+                    "(they are part of the repository: restore tests/fixtures from git)")
 
 
 def tiny_config() -> dict:

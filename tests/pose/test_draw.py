@@ -11,13 +11,11 @@ from fgbg.pose import layout as L
 from fgbg.pose.draw import (HAND_EDGE_COLORS, draw_pose, draw_pose_maps, from_dwpose_dict,
                             render_dwpose)
 
-from conftest import SHARED
+from conftest import FIXTURES as _ROOT
 
-FIXTURES = SHARED / "fixtures" / "animateanyone"
+FIXTURES = _ROOT / "animateanyone"
 W, H = 512, 768
 
-pytestmark = pytest.mark.skipif(not (FIXTURES / "pose_draw_inputs.json").exists(),
-                                reason="Moore-AnimateAnyone drawing fixtures not present")
 
 
 def _inputs():
