@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO   ?= .fgbg-demo
 
-.PHONY: demo test test-slow bench bench-backends bench-diffusion train-demo install clean
+.PHONY: demo test test-slow bench bench-backends bench-diffusion gpu-check train-demo install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: $(STAMP)
 		-w $(DEMO)/work -o $(DEMO)/out.mp4
 
 test: $(TSTAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 test-slow: $(TSTAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
@@ -48,6 +48,10 @@ bench-backends: $(TSTAMP)
 
 bench-diffusion: $(TSTAMP)
 	$(BIN)/python bench/bench_diffusion.py
+
+# one prepared script for a lent GPU machine (at most 8 minutes, one markdown table); on the CPU: --smoke
+gpu-check:
+	bash bench/gpu_check.sh
 
 # retrain the built-in demo generator from nothing on the CPU (about 1 hour on 2 cores) and put it
 # in fgbg/demo_pipeline, which `generate --backend diffusion` falls back to

@@ -29,7 +29,7 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
          force=(), pose=None, segment=None, track=None, generate=None, stitch=None, device="auto"):
     from .report import Reporter
     from .stages.base import Job
-    from .video import probe
+    from .video import probe_cached
     from .workdir import Workdir as WD
 
     from .backends import check_name
@@ -40,7 +40,8 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
     for kind, params in (("pose", pose), ("segment", segment), ("track", track), ("generate", generate)):
         if params is not None:
             check_name(kind, params.backend)
-    info = probe(video)
+    root = workdir if workdir is not None else Path(".fgbg") / Path(video).stem
+    info = probe_cached(video, root)
     report = Reporter(verbose=verbose, quiet=quiet)
     if max(info.width, info.height) > 1280:
         from .stages.base import processing_size
@@ -48,7 +49,6 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
         pw, ph = processing_size(info.width, info.height)
         report.warn(f"{info.width}x{info.height} is very large: processing at {pw}x{ph}; "
                     f"the output keeps {info.width}x{info.height}")
-    root = workdir if workdir is not None else Path(".fgbg") / Path(video).stem
     kw = {k: v for k, v in dict(pose=pose, segment=segment, track=track, generate=generate,
                                stitch=stitch).items() if v is not None}
     return Job(video=info, workdir=WD(root), ref_path=ref, force=frozenset(force), report=report,

@@ -173,6 +173,19 @@ def load_lock(path: str | os.PathLike | None = None) -> dict[str, LockEntry]:
     field of the first problem.
     """
     text, where = _read_lock_text(Path(path) if path is not None else lock_path())
+    parsed = _PARSED.get((where, text))
+    if parsed is not None:  # a run asks for the lock a dozen times; parsing it took 40 ms each
+        return dict(parsed)
+    entries = _parse_lock(text, where)
+    _PARSED.clear()
+    _PARSED[(where, text)] = entries
+    return dict(entries)
+
+
+_PARSED: dict[tuple[str, str], dict] = {}
+
+
+def _parse_lock(text: str, where: str) -> dict[str, LockEntry]:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

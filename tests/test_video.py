@@ -170,3 +170,24 @@ def test_read_image_errors(tmp_path, frames):
         read_image(tmp_path / "bad.png")
     with pytest.raises(InputError, match="not found"):
         read_image(tmp_path / "nothere.png")
+
+
+def test_probe_is_remembered_in_the_work_directory_by_file_identity(tmp_path, frames, monkeypatch):
+    from fgbg import video
+
+    src = write_video(tmp_path / "v.mp4", frames, 10)
+    wd = tmp_path / "wd"
+    first = video.probe_cached(src, wd)  # no work directory yet: nothing is written
+    assert not (wd / video.PROBE_CACHE).exists()
+    wd.mkdir()
+    assert video.probe_cached(src, wd) == first and (wd / video.PROBE_CACHE).is_file()
+
+    def no_ffmpeg(path):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(video, "probe", no_ffmpeg)
+    assert video.probe_cached(src, wd) == first  # remembered
+    write_video(src, frames[:5], 10)  # another file at the same path
+    os.utime(src, ns=(1, 1))
+    with pytest.raises(AssertionError, match="probed again"):
+        video.probe_cached(src, wd)

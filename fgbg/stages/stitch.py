@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -45,6 +47,25 @@ def check_output(path: Path) -> None:
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise InputError(f"output {path} is not an .mp4 path", cause="fgbg writes H.264 mp4",
                          hint=f"use -o {path.with_suffix('.mp4')}")
+    _refuse_read_only(path)
+
+
+def _refuse_read_only(path: Path, kept: Path | None = None) -> None:
+    """A write-protected file at the output path is kept, whoever runs fgbg (root included): the
+    output is swapped in by rename, which the file's own mode would not stop."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o222 and os.access(path, os.W_OK):
+        return
+    hint = f"choose another -o path, or make it writable first: chmod u+w {path}"
+    if kept is not None:
+        hint = (f"the result is kept in {kept}; rerun with another -o path, or after "
+                f"chmod u+w {path} (nothing is recomputed)")
+    raise InputError(f"output {path} is read-only",
+                     cause=f"fgbg does not replace a write-protected file (mode {stat.S_IMODE(mode):o})",
+                     hint=hint)
 
 
 def run(job: Job, output: Path | None = None, use_existing: bool = False) -> Path:
@@ -79,7 +100,15 @@ def run(job: Job, output: Path | None = None, use_existing: bool = False) -> Pat
     if output is None:
         return result
     output = Path(output)
+    _refuse_read_only(output, kept=result)  # it may have become read-only while the stages ran
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    shutil.copyfile(result, tmp)
-    os.replace(tmp, output)
+    try:
+        shutil.copyfile(result, tmp)
+        os.replace(tmp, output)
+    except OSError as exc:  # the folder turned read-only, went away or filled up during the run
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write output {output}", cause=exc.strerror or str(exc),
+                         hint=f"the result is kept in {result}: rerun with a writable -o path "
+                              "(nothing is recomputed)") from exc
     return output
