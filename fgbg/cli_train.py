@@ -24,22 +24,28 @@ def train(config: Annotated[Path, typer.Argument(help="TOML training config (see
 
     cfg = load_config(config, {"max_steps": max_steps, "output_dir": output_dir})
     log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    progress = None
+    progress = bar = None
     if not quiet and sys.stderr.isatty():
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                        TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True)
         task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"))
-        bar.start()
-        progress = lambda step, loss: bar.update(task, completed=step, loss=loss)  # noqa: E731
+
+        def show(step, loss):  # started on the first step: only the main process reports steps
+            bar.start()
+            bar.update(task, completed=step, loss=loss)
+        progress = show
     try:
         final = run_training(cfg, resume=resume, progress=progress, log=log)
     finally:
-        if progress is not None:
+        if bar is not None:
             bar.stop()
-    log(f"metrics: {Path(cfg.output_dir) / 'metrics.jsonl'}")
-    print(final)
+    from accelerate import PartialState  # the state the training made: which process this is
+
+    if PartialState().is_main_process:  # one line per run, not one per process
+        log(f"metrics: {Path(cfg.output_dir) / 'metrics.jsonl'}")
+        print(final)
 
 
 @guarded

@@ -11,6 +11,14 @@ guidance). Loss: MSE on v.
 
 Exact resume: batches and noise are pure functions of (seed, step); Accelerate's checkpoint holds
 the weights, the optimizer, the LR schedule and the RNG states; `trainer_state.json` the step.
+
+Several processes (`accelerate launch`): `batch_size` is per process, so a step's global batch is
+batch_size x processes samples (x gradient_accumulation_steps per optimizer step). The global batch
+of a step, its noise and its timesteps are drawn the same way whatever the number of processes;
+process r renders and trains rows r*batch_size..(r+1)*batch_size-1 of it. So N processes with
+batch_size B compute what one process with batch_size N*B computes (up to the order of float sums
+in the gradient all-reduce), the LR schedule counts optimizer steps, and metrics.jsonl logs the loss
+of the global batch (the mean over processes).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from .config import TrainConfig
-from .data import dataset_summary, load_videos, make_batch
+from .data import dataset_summary, load_videos, plan_batch, render_batch
 
 
 class TrainModel(nn.Module):
@@ -87,18 +95,35 @@ def load_components(cfg: TrainConfig):
 
 
 def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    """Complete checkpoints (trainer_state.json is written last), oldest first."""
+    return sorted((p for p in (out / "checkpoints").glob("step-*") if (p / "trainer_state.json").is_file()),
+                  key=lambda p: int(p.name.split("-")[1]))
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> Path:
     """Run (or resume) one training stage; returns the folder of the final pipeline."""
+    import os
+
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     out = Path(cfg.output_dir)
+    # No dataloader here (batches come from plan_batch): split_batches=True only makes the prepared
+    # LR scheduler step once per optimizer step; without it, it steps num_processes times.
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                               gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise InputError(f"{launched} processes were launched, but Accelerate runs "
+                         f"{accelerator.num_processes} process(es) together",
+                         cause="with no GPU and no ACCELERATE_USE_CPU=1, each process would train alone and "
+                               "all of them would write the same output_dir",
+                         hint="on the CPU: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N "
+                              "-m fgbg.cli train CONFIG")
+    if not accelerator.is_main_process:  # one process reports
+        log, progress = (lambda *a: None), None
     torch.manual_seed(cfg.seed)
     pipe = load_components(cfg)
     videos = load_videos(cfg.datasets, min_frames=cfg.frames if cfg.stage == 2 else 1)
@@ -135,15 +160,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
     size = cfg.resolution
     sf = vae.config.scaling_factor
     rank, world = accelerator.process_index, accelerator.num_processes
+    total = cfg.batch_size * world  # the global batch of one step
+    mine = range(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
     for step in range(start, cfg.max_steps):
-        # each process draws its own share of the global batch: (seed, step, rank) -> batch
-        b = make_batch(videos, 0 if cfg.fixed_batch else step * world + rank, seed=cfg.seed,
-                       batch_size=cfg.batch_size, frames=frames, size=size,
-                       cond_prob=cfg.cond_prob, uncond_prob=cfg.uncond_prob)
-        order = np.argsort(~b["drop_ref"], kind="stable")  # reference-less rows first
-        b = {k: v[order] for k, v in b.items()}
+        # every process draws the same global batch (seed, step) and renders its own rows of it
+        draw = 0 if cfg.fixed_batch else step
+        plan = plan_batch(videos, draw, seed=cfg.seed, batch_size=total, frames=frames,
+                          cond_prob=cfg.cond_prob, uncond_prob=cfg.uncond_prob)
+        # global positions, reference-less rows first; noise row p and timestep p go with the sample at
+        # position p, whichever process trains it (this process's rows, kept in this order, are its
+        # reference-less rows first too)
+        order = np.argsort(~plan["drop_ref"], kind="stable")
+        pos = np.array([p for p, i in enumerate(order) if mine.start <= i < mine.stop], np.int64)
+        b = render_batch(videos, plan, order[pos], frames=frames, size=size)
         dev = accelerator.device
-        draw = 0 if cfg.fixed_batch else step * world + rank
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + draw)
         with accelerator.accumulate(model):
             with torch.no_grad():
@@ -156,8 +186,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
                 embeds = clip(_clip_pixels(ref, clip.config.image_size)).image_embeds[:, None]
                 keep = torch.from_numpy(~b["drop_ref"]).to(dev)
                 embeds = embeds * keep[:, None, None]
-                noise = torch.randn(lat.shape, generator=g).to(dev)
-                t = torch.randint(0, noise_sched.config.num_train_timesteps, (bs,), generator=g).to(dev)
+                idx = torch.from_numpy(pos)
+                noise = torch.randn((total, *lat.shape[1:]), generator=g)[idx].to(dev)
+                t = torch.randint(0, noise_sched.config.num_train_timesteps, (total,), generator=g)[idx].to(dev)
                 noisy = noise_sched.add_noise(lat, noise, t)
                 v_target = noise_sched.get_velocity(lat, noise, t)
                 cond = torch.zeros(bs, 5, nf, *lat.shape[-2:], device=dev)
@@ -168,10 +199,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
                 tracks = torch.from_numpy(b["tracks"]).to(dev).permute(0, 2, 1, 3, 4)
             pred = model(noisy, t, embeds, ref_lat, keep, cond, pose, tracks)
             loss = F.mse_loss(pred.float(), v_target.float())
-            if not bool(torch.isfinite(loss)):
+            # the global batch's loss (equal shares: the mean of the processes' means); every process
+            # gets it, so all of them stop together on a non-finite loss
+            global_loss = accelerator.reduce(loss.detach(), reduction="mean")
+            if not bool(torch.isfinite(global_loss)):
                 from ..errors import NonFiniteError
 
-                raise NonFiniteError(f"training step {step + 1}: the loss is not finite ({float(loss)})",
+                raise NonFiniteError(f"training step {step + 1}: the loss is not finite ({float(global_loss)})",
                                      cause="NaN/inf in the batch or the model (no update was applied; the "
                                            "last checkpoint is intact)",
                                      hint="check the dataset with fgbg prepare's meta.json, or lower the "
@@ -183,7 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
             lr_sched.step()
             opt.zero_grad(set_to_none=True)
         done = step + 1
-        loss_value = float(loss.detach())
+        loss_value = float(global_loss)
         if progress is not None:
             progress(done, loss_value)
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.max_steps):
@@ -209,6 +243,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
              "init": cfg.init, "datasets": cfg.datasets}, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
+    accelerator.wait_for_everyone()  # every process returns once the pipeline is written
     return final
 
 
@@ -224,6 +259,7 @@ def _clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
 def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
     folder = out / "checkpoints" / f"step-{step:07d}"
     accelerator.save_state(str(folder))
+    accelerator.wait_for_everyone()  # every process's part (its RNG states) is on disk
     if accelerator.is_main_process:
         (folder / "trainer_state.json").write_text(json.dumps({"step": step}))
         for old in _checkpoints(out)[:-max(1, keep)]:
