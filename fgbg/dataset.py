@@ -15,7 +15,7 @@ is written to `dataset_dir/videos/<id>/` in the layout fgbg.training.data reads:
 - `masks.npy (F, S, S) bool`: the person.
 - `tracks.npz`: tracks (F, N, 2) float32 in S x S pixels, visible (F, N) bool (False where the
   point is cropped away), origin (N, 2) float32 (first-frame positions from
-  fgbg.backends.warp.track_origins, computed before the crop so re-seeded tracks keep theirs;
+  fgbg.tracks.track_origins, computed before the crop so re-seeded tracks keep theirs;
   NaN where unknown), queries (N, 3) [t, x, y].
 - `meta.json` (written last, atomically, in a folder under work/ that is then renamed into
   videos/, so videos/ only ever holds complete samples): source path,
@@ -118,7 +118,7 @@ def _write_sample(job, recs: dict, out: Path, size: int, meta: dict) -> dict:
     import cv2
 
     from . import artifacts
-    from .backends.warp import track_origins
+    from .tracks import track_origins
     from .video import read_frames, resize_frame
 
     info = job.video

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from fgbg.backends.warp import track_origins  # noqa: E402
+from fgbg.tracks import track_origins  # noqa: E402
 from fgbg.diffusion.track_maps import render_track_maps  # noqa: E402
 from fgbg.errors import NonFiniteError  # noqa: E402
 from tests.conftest import fgbg  # noqa: E402

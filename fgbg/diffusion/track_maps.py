@@ -11,7 +11,7 @@ normalised by the frame size, so maps at any resolution carry the same values.
 
 Finite for any input: a track whose origin, or whose position in a frame, is not finite counts as
 not visible there (it is left out of all three channels; one NaN would otherwise turn every pixel
-of every frame to NaN through the matrix products). `fgbg.backends.warp.track_origins` gives every
+of every frame to NaN through the matrix products). `fgbg.tracks.track_origins` gives every
 track a finite origin, so on our own data this drops nothing; it guards data made elsewhere.
 
 Vectorised (ours): a 2D Gaussian is the outer product of two 1D ones, so the sums over tracks are

@@ -114,7 +114,7 @@ def record(job: Job):
     tr = to_canvas(tracks.tracks, tracks.frame_size, (w, h))
     # frame-0 positions for every track, re-seeded ones included (mapped back through the camera
     # motion at their start), so every clip sees one frame of reference
-    from ..backends.warp import track_origins
+    from ..tracks import track_origins
 
     queries = tracks.queries.copy()
     queries[:, 1:] = to_canvas(queries[:, 1:], tracks.frame_size, (w, h))

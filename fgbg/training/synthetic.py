@@ -22,7 +22,7 @@ def write_synthetic(out: Path, count: int, *, holdout: bool = False, size: int =
     """Scenes first..first+count-1 of the split into out/videos/<name>/ (skips finished ones)."""
     import cv2
 
-    from ..backends.warp import track_origins
+    from ..tracks import track_origins
     from ..sample import PRESETS, make_sample
     from ..video import probe, read_frames
     from .data import write_prepared

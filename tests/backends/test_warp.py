@@ -256,7 +256,7 @@ def test_track_origins_chain_reseeded_tracks():
     """LK re-seeds during a fast pan; the chained origins keep the camera fit right after the first
     tracks are gone."""
     from fgbg.backends.lk import LKTracker
-    from fgbg.backends.warp import camera_transform, track_origins
+    from fgbg.tracks import camera_transform, track_origins
     from fgbg.params import TrackParams
     from test_lk import textured_video
 

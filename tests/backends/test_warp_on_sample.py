@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fgbg.artifacts import load_tracks
-from fgbg.backends.warp import camera_transform, track_origins
+from fgbg.tracks import camera_transform, track_origins
 from fgbg.report import Reporter
 from fgbg.sample import make_sample
 from fgbg.stages import track

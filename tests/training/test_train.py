@@ -21,7 +21,7 @@ def dataset(sample, tmp_path_factory):
     """The session sample's ground truth written in the `fgbg prepare` layout at 64 px."""
     import cv2
 
-    from fgbg.backends.warp import track_origins
+    from fgbg.tracks import track_origins
     from fgbg.video import probe, read_frames
 
     truth = np.load(sample.truth)
