@@ -44,7 +44,7 @@ def _job(video: Path, workdir: Optional[Path], *, ref: Optional[Path] = None, ve
     info = probe_cached(video, root)
     report = Reporter(verbose=verbose, quiet=quiet)
     if max(info.width, info.height) > 1280:
-        from .stages.base import processing_size
+        from .canvas import processing_size
 
         pw, ph = processing_size(info.width, info.height)
         report.warn(f"{info.width}x{info.height} is very large: processing at {pw}x{ph}; "

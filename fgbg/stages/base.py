@@ -7,24 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from ..canvas import processing_size
 from ..params import GenerateParams, PoseParams, SegmentParams, StitchParams, TrackParams, to_dict
 from ..report import Reporter, StageRow, Timer
 from ..video import VideoInfo
 from ..workdir import Record, Workdir, stage_key
 
-MAX_SIDE = 1280  # frames larger than this are processed downscaled ...
-PROCESS_SIDE = 1024  # ... to this long side; the output keeps the driving video's size
 CHUNK_BYTES = 64 << 20  # decoded frames held at a time: 1080p chunks shrink to ~10 frames
-
-
-def processing_size(width: int, height: int) -> tuple[int, int]:
-    """(W, H) at which the stages process frames: the video's own size unless it is very large."""
-    if max(width, height) <= MAX_SIDE:
-        return width, height
-    s = PROCESS_SIDE / max(width, height)
-    return max(2, round(width * s)), max(2, round(height * s))
 
 
 @dataclass
@@ -79,22 +68,6 @@ class Job:
         return self._keys[name]
 
 
-def generation_canvas(job: Job, name: str | None = None) -> tuple[int, int]:
-    """(W, H) of the generated frames (and of the fitted reference). A model generator may fit the
-    size to what it accepts, and checks what it can before anything loads."""
-    if name is None:
-        from ..backends import resolve
-
-        name, _ = resolve("generate", job.generate.backend, job.generate)
-    w, h = job.canvas_size
-    if name == "diffusion":
-        from ..backends import diffusion
-
-        diffusion.check(job.generate, job.video.num_frames)
-        return diffusion.fit_canvas(job.generate, w, h)
-    return w, h
-
-
 def make_key(stage: str, version: int, params, inputs: dict, upstream: dict, models: dict,
              extra: dict | None = None) -> str:
     p = to_dict(params) if params is not None else {}
@@ -133,20 +106,3 @@ def ensure(job: Job, stage: str, key: str, build: Callable[[Path], dict],
     job.report.add(StageRow(stage, "ran", timer.seconds, str(rec.folder / main_output),
                             meta.get("summary", "")))
     return rec
-
-
-def cover_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[float, float, float]:
-    """Scale and offset (s, ox, oy) mapping src pixels into a dst canvas that the scaled source
-    covers completely, centred (the overflow is cropped): x_dst = s * x_src + ox."""
-    s = max(dst_w / src_w, dst_h / src_h)
-    return s, (dst_w - s * src_w) / 2.0, (dst_h - s * src_h) / 2.0
-
-
-def apply_cover(image: np.ndarray, dst_w: int, dst_h: int) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    s, ox, oy = cover_transform(w, h, dst_w, dst_h)
-    m = np.array([[s, 0, ox], [0, s, oy]], np.float64)
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(image, m, (dst_w, dst_h), flags=interp, borderMode=cv2.BORDER_REFLECT)

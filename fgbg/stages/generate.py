@@ -22,7 +22,8 @@ from ..report import StageRow, Timer
 from . import pose as pose_stage
 from . import reference as reference_stage
 from . import track as track_stage
-from .base import Job, cover_transform, generation_canvas, make_key
+from ..canvas import generation_canvas, to_canvas
+from .base import Job, make_key
 
 import os
 import time
@@ -43,12 +44,6 @@ def check(job: Job) -> None:
         if v < 0 or v == 1 or v > 4096:
             raise InputError(f"{what} {v} is out of range", cause="sizes are 0 (auto) or 2..4096 pixels",
                              hint=f"leave {what} out to use the driving video's size")
-
-
-def to_canvas(points: np.ndarray, src_size: tuple[int, int], canvas: tuple[int, int]) -> np.ndarray:
-    """Pixel x,y in the driving video -> pixel x,y on the output canvas (cover fit, centred)."""
-    s, ox, oy = cover_transform(src_size[0], src_size[1], canvas[0], canvas[1])
-    return (points * s + np.array([ox, oy], np.float32)).astype(np.float32)
 
 
 DIFFUSION_ONLY = ("steps", "guidance_scale", "dtype", "low_memory", "offload", "pipeline")

@@ -8,7 +8,8 @@ from .. import artifacts
 from ..backends import build, release, resolve
 from ..errors import InputError
 from ..video import read_image
-from .base import Job, apply_cover, ensure, generation_canvas, make_key
+from ..canvas import apply_cover, generation_canvas
+from .base import Job, ensure, make_key
 from .pose import person_present
 
 NAME = "ref"
