@@ -91,14 +91,14 @@ def main() -> None:
                 rows.append((kind, name, f"FAILED: {type(exc).__name__}: {str(exc)[:80]}", "-", "-", "-"))
             print(f"  {kind} {name} done", file=sys.stderr)
 
-        from fgbg.backends.mediapipe_pose import MediapipePose
+        from fgbg.backends.pose.mediapipe import MediapipePose
 
         row("pose", "mediapipe", "bundled model", lambda: MediapipePose(PoseParams()), lambda b: b.estimate(video))
 
         def make_dwpose():
             from test_dwpose import make_detector, make_pose
 
-            from fgbg.backends.dwpose import DWPose
+            from fgbg.backends.pose.dwpose import DWPose
 
             det = make_detector(tmp / "det.onnx", [((a.size * .3, a.size * .1, a.size * .7, a.size * .95),
                                                      (a.size * .5, a.size * .5))])
@@ -107,7 +107,7 @@ def main() -> None:
 
         row("pose", "dwpose", "stand-in graphs: pre/post-processing only", make_dwpose, lambda b: b.estimate(video))
 
-        from fgbg.backends.mediapipe_segment import MediapipeSegmenter
+        from fgbg.backends.segment.mediapipe import MediapipeSegmenter
 
         row("segment", "mediapipe", "bundled model", lambda: MediapipeSegmenter(SegmentParams()),
             lambda b: b.segment(video, kp, sc))
@@ -115,7 +115,7 @@ def main() -> None:
         def make_sam():
             from segment_anything import sam_model_registry
 
-            from fgbg.backends.sam import SamSegmenter
+            from fgbg.backends.segment.sam import SamSegmenter
 
             torch.manual_seed(0)
             model = sam_model_registry[a.sam_variant](checkpoint=None)
@@ -129,7 +129,7 @@ def main() -> None:
         def make_sam2():
             from sam2.build_sam import build_sam2_video_predictor
 
-            from fgbg.backends.sam2_video import VARIANTS, Sam2Segmenter
+            from fgbg.backends.segment.sam2 import VARIANTS, Sam2Segmenter
 
             torch.manual_seed(0)
             model = build_sam2_video_predictor(VARIANTS[a.sam2_variant].config, ckpt_path=None, device=a.device)
@@ -138,14 +138,14 @@ def main() -> None:
         row("segment", "sam2", f"SAM 2.1 hiera {a.sam2_variant}, random weights (full size), video predictor",
             make_sam2, lambda b: b.segment(video, kp, sc))
 
-        from fgbg.backends.lk import LKTracker
+        from fgbg.backends.track.lk import LKTracker
 
         row("track", "lk", "weight-free", lambda: LKTracker(TrackParams()), lambda b: b.track(chunks(), n))
 
         def make_cotracker():
             from cotracker_hub import build_hub_dir
 
-            from fgbg.backends.cotracker import CoTracker
+            from fgbg.backends.track.cotracker import CoTracker
 
             hub = build_hub_dir(tmp / "hub")
             pred = torch.hub.load(str(hub), "cotracker3_offline", source="local", pretrained=False)

@@ -328,7 +328,7 @@ class Check:
         import numpy as np
         from test_dwpose import R, make_detector, make_pose
 
-        from fgbg.backends.dwpose import DWPose
+        from fgbg.backends.pose.dwpose import DWPose
         from fgbg.params import PoseParams
 
         w, h = self.a.video_width, self.a.video_height
@@ -362,7 +362,7 @@ class Check:
     def sam2(self, cap: float) -> dict:
         from sam2.build_sam import build_sam2_video_predictor
 
-        from fgbg.backends.sam2_video import OVERRIDES, VARIANTS, Sam2Segmenter
+        from fgbg.backends.segment.sam2 import OVERRIDES, VARIANTS, Sam2Segmenter
         from fgbg.params import SegmentParams
 
         overrides = list(OVERRIDES)
@@ -388,7 +388,7 @@ class Check:
     def cotracker(self, cap: float) -> dict:
         import cotracker_hub
 
-        from fgbg.backends.cotracker import CoTracker
+        from fgbg.backends.track.cotracker import CoTracker
         from fgbg.params import TrackParams
 
         torch = self.torch

@@ -35,7 +35,7 @@ def generation_canvas(job, name: str | None = None) -> tuple[int, int]:
         name, _ = resolve("generate", job.generate.backend, job.generate)
     w, h = job.canvas_size
     if name == "diffusion":
-        from .backends import diffusion
+        from .backends.generate import diffusion
 
         diffusion.check(job.generate, job.video.num_frames)
         return diffusion.fit_canvas(job.generate, w, h)

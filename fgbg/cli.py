@@ -72,8 +72,8 @@ def _track_params(tracker: str, num_points: int) -> TrackParams:
 
 def _seg_params(seg_backend: str, sam_variant: str,
                 sam2_variant: str = SegmentParams.sam2_variant) -> SegmentParams:
-    from .backends.sam import VARIANTS
-    from .backends.sam2_video import VARIANTS as SAM2_VARIANTS
+    from .backends.segment.sam import VARIANTS
+    from .backends.segment.sam2 import VARIANTS as SAM2_VARIANTS
 
     if sam_variant not in VARIANTS:
         raise InputError(f"--sam-variant {sam_variant} is unknown",

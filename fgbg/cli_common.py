@@ -101,7 +101,7 @@ def guarded(fn):
 
     return wrapper
 
-# diffusion generator (fgbg.backends.diffusion); the warp generator ignores them
+# diffusion generator (fgbg.backends.generate.diffusion); the warp generator ignores them
 Steps = Annotated[int, typer.Option("--steps", help=_G["steps"])]
 Guidance = Annotated[float, typer.Option("--guidance-scale", help=_G["guidance_scale"])]
 Dtype = Annotated[str, typer.Option("--dtype", help=_G["dtype"])]

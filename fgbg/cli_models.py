@@ -221,7 +221,7 @@ def models_convert(
 
     quiet_diffusers()
     if out is None:
-        from .backends.diffusion import default_pipeline_dir
+        from .backends.generate.diffusion import default_pipeline_dir
 
         out = default_pipeline_dir()
     out.parent.mkdir(parents=True, exist_ok=True)

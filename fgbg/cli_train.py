@@ -65,7 +65,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
     from .backends import build, check_name, resolve
-    from .backends.diffusion import pipeline_dir
+    from .backends.generate.diffusion import pipeline_dir
     from .devices import resolve_device
     from .diffusion.backends_util import quiet_diffusers
     from .diffusion.pipeline import FgbgPipeline

@@ -110,7 +110,7 @@ def test_checks_before_loading(sample, tmp_path, pipeline_dir, no_store, extra, 
 def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no_store):
     """An empty store: --backend diffusion runs the built-in demo generator (and says so); auto
     does not pick it."""
-    from fgbg.backends.diffusion import DEMO_DIR
+    from fgbg.backends.generate.diffusion import DEMO_DIR
 
     assert (DEMO_DIR / "model_index.json").is_file(), "fgbg/demo_pipeline is not in the checkout"
     r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "w", "--backend", "diffusion",
@@ -129,7 +129,7 @@ def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no
 
 
 def test_diffusion_without_any_pipeline_names_the_fix(monkeypatch, tmp_path):
-    from fgbg.backends import diffusion
+    from fgbg.backends.generate import diffusion
     from fgbg.errors import ModelError
     from fgbg.params import GenerateParams
 

@@ -391,7 +391,7 @@ def test_real_lock_cotracker_code_url():
     entry = load_lock()["cotracker-code"]
     assert download_url(entry) == ("https://codeload.github.com/facebookresearch/co-tracker/"
                                    "tar.gz/82e02e8029753ad4ef13cf06be7f4fc5facdda4d")
-    assert entry.file == "cotracker/co-tracker"  # where fgbg.backends.cotracker loads it from
+    assert entry.file == "cotracker/co-tracker"  # where fgbg.backends.track.cotracker loads it from
 
 
 def test_unverified_entry_records_hash_and_warns(env, server):

@@ -109,7 +109,7 @@ def _clip(n=4, size=64):
 
 def test_generate_clip_with_nan_origins_is_finite(tiny_pipe):
     from fgbg.backends.base import ClipInputs, Reference
-    from fgbg.backends.diffusion import DiffusionGenerator
+    from fgbg.backends.generate.diffusion import DiffusionGenerator
     from fgbg.params import GenerateParams
 
     ref, pose, tracks, visible, origin = _clip()

@@ -1,5 +1,10 @@
 """Registries of named backends, one per capability, imported lazily.
 
+A model is found behind `fgbg/backends/<capability>/`: pose (dwpose, mediapipe), segment (sam2,
+sam, mediapipe), track (cotracker, lk), generate (diffusion, warp); each package's `ENTRIES` is its
+registry, its helpers sit beside its backends. `base.py` holds the interfaces and data every
+capability shares; `mp_runtime.py` the mediapipe loader the pose and segment backends share.
+
 Each entry maps a backend name to "module:Class" and the model artifacts (models.lock names) it
 needs. `auto` picks the first backend in preference order whose artifacts are all present; the
 weight-free backends need none, so `auto` always finds one.
@@ -23,35 +28,15 @@ class BackendSpec:
     missing_hint: str | None = None  # "module:function"() -> the fix when the finder finds nothing
 
 
-# preference order: best first (heavy backends are added in front by later issues)
-REGISTRY: dict[str, dict[str, BackendSpec]] = {
-    "pose": {
-        "dwpose": BackendSpec("fgbg.backends.dwpose:DWPose", ("dwpose-yolox-l", "dwpose-ll-ucoco-384")),
-        "mediapipe": BackendSpec("fgbg.backends.mediapipe_pose:MediapipePose"),
-    },
-    # sam2, then sam: auto takes the first whose checkpoint of the chosen --sam2-variant /
-    # --sam-variant is in the store (finders, because that artifact depends on the params). sam2
-    # first: its video predictor follows the person through the video (temporally stable), and its
-    # tiny model is faster than sam's vit_b (CPU, 1024 px: about 4.5 s a frame against 15 s)
-    "segment": {
-        "sam2": BackendSpec("fgbg.backends.sam2_video:Sam2Segmenter",
-                            finder="fgbg.backends.sam2_video:find"),
-        "sam": BackendSpec("fgbg.backends.sam:SamSegmenter", finder="fgbg.backends.sam:find"),
-        "mediapipe": BackendSpec("fgbg.backends.mediapipe_segment:MediapipeSegmenter"),
-    },
-    # cotracker first: auto takes it whenever its code checkout and weights are in the store,
-    # although on a CPU it costs about 0.9 s a frame (lk: a few ms); `--tracker lk` for speed
-    "track": {
-        "cotracker": BackendSpec("fgbg.backends.cotracker:CoTracker", ("cotracker-code", "cotracker3-offline")),
-        "lk": BackendSpec("fgbg.backends.lk:LKTracker"),
-    },
-    "generate": {
-        "diffusion": BackendSpec("fgbg.backends.diffusion:DiffusionGenerator",
-                                 finder="fgbg.backends.diffusion:find",
-                                 missing_hint="fgbg.backends.diffusion:missing_hint"),
-        "warp": BackendSpec("fgbg.backends.warp:WarpGenerator"),
-    },
-}
+# one registry per capability, each in its own package beside its backends; preference order:
+# best first
+from .generate import ENTRIES as _GENERATE  # noqa: E402
+from .pose import ENTRIES as _POSE  # noqa: E402
+from .segment import ENTRIES as _SEGMENT  # noqa: E402
+from .track import ENTRIES as _TRACK  # noqa: E402
+
+REGISTRY: dict[str, dict[str, BackendSpec]] = {"pose": _POSE, "segment": _SEGMENT, "track": _TRACK,
+                                               "generate": _GENERATE}
 
 OPTION = {"pose": "--pose-backend", "segment": "--seg-backend", "track": "--tracker",
           "generate": "--backend"}

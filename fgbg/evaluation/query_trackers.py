@@ -10,7 +10,7 @@ person is invisible there.
   CoTrackerQueryTracker   the conditioning tracker itself, CoTracker3 offline, when its code and
                           weights are in the store (`fgbg eval --tracker`): the whole video in one
                           call (eval videos are short), queries scaled to the model's resolution
-                          and back (corner-aligned, as fgbg.backends.cotracker does).
+                          and back (corner-aligned, as fgbg.backends.track.cotracker does).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class LKQueryTracker:
         tracks = np.repeat(q[None, :, 1:], n, axis=0).astype(np.float32)
         visible = np.zeros((n, k), bool)
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        from ..backends.lk import LK_CRITERIA
+        from ..backends.track.lk import LK_CRITERIA
 
         lk = dict(winSize=(self.window, self.window), maxLevel=self.levels, criteria=LK_CRITERIA)
         alive = np.zeros(k, bool)
@@ -85,7 +85,7 @@ class LKQueryTracker:
 
 class CoTrackerQueryTracker:
     def __init__(self, model=None, device: str = "cpu", mask_margin: int = 4):
-        from ..backends.cotracker import CoTracker
+        from ..backends.track.cotracker import CoTracker
         from ..params import TrackParams
 
         # the backend loads the model (store artifacts, or the injected one) and resizes frames
@@ -122,7 +122,7 @@ class CoTrackerQueryTracker:
         x, y = np.nan_to_num(pred[..., 0], nan=-1.0), np.nan_to_num(pred[..., 1], nan=-1.0)
         ok &= (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
         if masks is not None:
-            from ..backends.cotracker import dilate
+            from ..backends.track.cotracker import dilate
 
             near = np.stack([dilate(np.asarray(m, bool), self.margin) for m in masks])
             xi = np.clip(np.rint(x).astype(int), 0, w - 1)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fgbg.backends.cotracker import CoTracker, dilate, grid_candidates, spread_pick
+from fgbg.backends.track.cotracker import CoTracker, dilate, grid_candidates, spread_pick
 from fgbg.errors import ModelError
 from fgbg.params import TrackParams
 
@@ -472,7 +472,7 @@ def test_eval_query_tracker_follows_the_exact_shift():
 
 
 def test_eval_query_tracker_runs_the_real_model(hub_dir, random_checkpoint):
-    from fgbg.backends.cotracker import load_predictor
+    from fgbg.backends.track.cotracker import load_predictor
     from fgbg.evaluation.query_trackers import CoTrackerQueryTracker
 
     frames, _ = textured_video(6)

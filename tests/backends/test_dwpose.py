@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from fgbg.backends import dwpose_ops as ops
+from fgbg.backends.pose import dwpose_ops as ops
 from fgbg.errors import ModelError
 from fgbg.params import PoseParams
 
@@ -23,7 +23,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from fgbg.backends.dwpose import MAX_GAP, DWPose, providers_for  # noqa: E402
+from fgbg.backends.pose.dwpose import MAX_GAP, DWPose, providers_for  # noqa: E402
 
 # ----------------------------------------------------------------------------- pure steps
 

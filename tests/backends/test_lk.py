@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fgbg.backends.lk import LKTracker
+from fgbg.backends.track.lk import LKTracker
 from fgbg.errors import InputError
 from fgbg.params import TrackParams
 

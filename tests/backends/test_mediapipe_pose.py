@@ -9,7 +9,7 @@ from fgbg.pose import layout as L
 from drawn_people import walk  # noqa: F401  (fixture)
 
 mp = pytest.importorskip("mediapipe")
-from fgbg.backends.mediapipe_pose import MediapipePose  # noqa: E402
+from fgbg.backends.pose.mediapipe import MediapipePose  # noqa: E402
 
 
 def pck(keypoints, scores, joints, ref_len, alpha=0.2, min_score=0.3):

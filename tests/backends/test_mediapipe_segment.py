@@ -9,8 +9,8 @@ from fgbg.pose import layout as L
 from drawn_people import walk  # noqa: F401  (fixture)
 
 pytest.importorskip("mediapipe")
-from fgbg.backends.mediapipe_pose import MediapipePose  # noqa: E402
-from fgbg.backends.mediapipe_segment import MediapipeSegmenter, fill_holes  # noqa: E402
+from fgbg.backends.pose.mediapipe import MediapipePose  # noqa: E402
+from fgbg.backends.segment.mediapipe import MediapipeSegmenter, fill_holes  # noqa: E402
 
 
 def iou(a, b):

@@ -17,8 +17,8 @@ sample_mod = pytest.importorskip("fgbg.sample")
 if not hasattr(sample_mod, "make_sample"):
     pytest.skip("fgbg.sample.make_sample not written yet", allow_module_level=True)
 
-from fgbg.backends.mediapipe_pose import MediapipePose  # noqa: E402
-from fgbg.backends.mediapipe_segment import MediapipeSegmenter  # noqa: E402
+from fgbg.backends.pose.mediapipe import MediapipePose  # noqa: E402
+from fgbg.backends.segment.mediapipe import MediapipeSegmenter  # noqa: E402
 from fgbg.video import probe, read_frames, read_image  # noqa: E402
 
 MIN_PCK = 0.95  # measured 0.99

@@ -23,7 +23,7 @@ from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncod
                                        Sam, TwoWayTransformer)
 
 from fgbg.backends import resolve  # noqa: E402
-from fgbg.backends.sam import (MAX_BRIDGE, PROMPT_MARGIN, TORSO_PULL, SamSegmenter,  # noqa: E402
+from fgbg.backends.segment.sam import (MAX_BRIDGE, PROMPT_MARGIN, TORSO_PULL, SamSegmenter,  # noqa: E402
                                load_sam, mask_prompt, pose_prompt)
 
 IMG = 64  # the tiny Sam's input size (SAM's is 1024)

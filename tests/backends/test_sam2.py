@@ -22,9 +22,9 @@ pytest.importorskip("sam2.build_sam")
 from sam2.build_sam import build_sam2_video_predictor  # noqa: E402
 
 from fgbg.backends import resolve  # noqa: E402
-from fgbg.backends import sam2_video  # noqa: E402
-from fgbg.backends.sam import MAX_BRIDGE, Prompt, mask_prompt, pose_prompt  # noqa: E402
-from fgbg.backends.sam2_video import (MIN_BOX_IOU, OVERRIDES, Sam2Segmenter, box_iou,  # noqa: E402
+from fgbg.backends.segment import sam2 as sam2_video  # noqa: E402
+from fgbg.backends.segment.sam import MAX_BRIDGE, Prompt, mask_prompt, pose_prompt  # noqa: E402
+from fgbg.backends.segment.sam2 import (MIN_BOX_IOU, OVERRIDES, Sam2Segmenter, box_iou,  # noqa: E402
                                       disagrees, load_sam2)
 
 SIZE = 256  # the small predictor's square input (SAM 2's is 1024)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fgbg.backends.base import ClipInputs, Reference
-from fgbg.backends.warp import WarpGenerator, fill_hole
+from fgbg.backends.generate.warp import WarpGenerator, fill_hole
 from fgbg.errors import InputError
 from fgbg.pose import layout as L
 
@@ -255,7 +255,7 @@ def test_canvas_mismatch_is_an_input_error(ref):
 def test_track_origins_chain_reseeded_tracks():
     """LK re-seeds during a fast pan; the chained origins keep the camera fit right after the first
     tracks are gone."""
-    from fgbg.backends.lk import LKTracker
+    from fgbg.backends.track.lk import LKTracker
     from fgbg.tracks import camera_transform, track_origins
     from fgbg.params import TrackParams
     from test_lk import textured_video

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from fgbg.backends.diffusion import DEMO_DIR  # noqa: E402
+from fgbg.backends.generate.diffusion import DEMO_DIR  # noqa: E402
 from fgbg.evaluation import metrics, runner  # noqa: E402
 
 

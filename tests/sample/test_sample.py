@@ -132,7 +132,7 @@ def test_blazepose_finds_the_character(tmp_path):
     in (nearly) every frame, near the true joints. Measured for seeds 0-3 and every preset at
     256 px x 48 frames: detection 1.00, PCK@0.2 (torso) 0.98-1.00; here 24 frames of 'dance'."""
     pytest.importorskip("mediapipe")
-    from fgbg.backends.mediapipe_pose import MediapipePose
+    from fgbg.backends.pose.mediapipe import MediapipePose
     from fgbg.params import PoseParams
 
     paths = make_sample(tmp_path, preset="dance", seed=0, num_frames=24, audio=False)

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import InputError
-from ..tracks import IDENTITY, camera_transform
-from ..pose import layout as L
-from .base import ClipInputs, Reference
+from ...errors import InputError
+from ...tracks import IDENTITY, camera_transform
+from ...pose import layout as L
+from ..base import ClipInputs, Reference
 
 MIN_SCORE = 0.3  # keypoints scored below this are missing
 NECK = L.NUM_KEYPOINTS  # virtual point appended after the 133: mean of the shoulders

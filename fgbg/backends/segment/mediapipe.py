@@ -22,8 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..params import SegmentParams
-from .base import check_segment_inputs
+from ...params import SegmentParams
+from ..base import check_segment_inputs
 
 MIN_BODY_POINTS = 5
 MIN_INSIDE_SHARE = 0.5  # a component mostly inside the pose box belongs to the person
@@ -48,7 +48,7 @@ class MediapipeSegmenter:
     name = "mediapipe"
 
     def __init__(self, params: SegmentParams | None = None, min_score: float = 0.3):
-        from .mp_runtime import import_mediapipe
+        from ..mp_runtime import import_mediapipe
 
         mp = import_mediapipe()  # heavy; only when a backend is built
 

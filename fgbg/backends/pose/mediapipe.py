@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import PoseParams
-from ..pose import layout as L
-from ..video import resize_frame
+from ...params import PoseParams
+from ...pose import layout as L
+from ...video import resize_frame
 
 # BlazePose landmark index -> COCO-WholeBody index
 _F, _LH, _RH = L.FACE_START, L.LEFT_HAND_START, L.RIGHT_HAND_START
@@ -110,7 +110,7 @@ class MediapipePose:
     name = "mediapipe"
 
     def __init__(self, params: PoseParams | None = None, static: bool = False):
-        from .mp_runtime import import_mediapipe
+        from ..mp_runtime import import_mediapipe
 
         mp = import_mediapipe()  # heavy; only when a backend is built
 

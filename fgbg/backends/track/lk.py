@@ -33,9 +33,9 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from ..errors import InputError, StageError
-from ..params import TrackParams
-from .base import TrackResult
+from ...errors import InputError, StageError
+from ...params import TrackParams
+from ..base import TrackResult
 
 LK_WINDOW = (21, 21)
 LK_LEVELS = 3

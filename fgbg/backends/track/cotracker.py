@@ -46,7 +46,7 @@ occluded, it leaves the frame, or it lies inside the person mask dilated by mask
 (half the seeding margin: seeds start a little away from the person and are dropped once they
 come close to it); from then on it stays invisible (a resurrected track may have drifted). Rows
 before a track's query frame hold its query position, rows after it is lost hold its last visible
-position, both invisible, so `tracks` has no NaN (the convention of fgbg.backends.lk).
+position, both invisible, so `tracks` has no NaN (the convention of fgbg.backends.track.lk).
 
 Selection ("well tracked and spread"): after each window's model run, seed frames are visited in
 order. At frame 0 of the video, and at every seed frame from which fewer than
@@ -70,9 +70,9 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from ..errors import InputError, ModelError, StageError
-from ..params import TrackParams
-from .base import TrackResult
+from ...errors import InputError, ModelError, StageError
+from ...params import TrackParams
+from ..base import TrackResult
 from .lk import check_params
 
 HUB_ENTRY = "cotracker3_offline"
@@ -90,7 +90,7 @@ def load_predictor(hub_dir=None, checkpoint=None, device: str = "cpu"):
     `checkpoint`; either None -> the model store's artifact (ModelError when missing)."""
     import torch
 
-    from ..weights import require
+    from ...weights import require
 
     hub_dir = Path(hub_dir) if hub_dir is not None else require(CODE_ARTIFACT)
     checkpoint = Path(checkpoint) if checkpoint is not None else require(WEIGHTS_ARTIFACT)

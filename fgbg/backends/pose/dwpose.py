@@ -4,7 +4,7 @@
 The paper's: DWPose is the pose extractor of the AnimateAnyone family this project builds on, and
 its two ONNX files (models.lock `dwpose-yolox-l`, `dwpose-ll-ucoco-384`) are the ones
 Moore-AnimateAnyone and MimicMotion download. Pre- and post-processing follow the public ONNX
-pipelines (see fgbg.backends.dwpose_ops for the exact conventions): 640x640 letterbox padded with
+pipelines (see fgbg.backends.pose.dwpose_ops for the exact conventions): 640x640 letterbox padded with
 114, YOLOX grid decoding, person score > 0.3 after NMS 0.45, a 1.25x padded crop at the model's
 input size (read from the ONNX file: 288x384), SimCC argmax / 2, score = min of the two maxima.
 
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelError
-from ..params import PoseParams
-from ..pose import layout as L
+from ...errors import InputError, ModelError
+from ...params import PoseParams
+from ...pose import layout as L
 from . import dwpose_ops as ops
 
 DET_ARTIFACT = "dwpose-yolox-l"
@@ -100,7 +100,7 @@ class DWPose:
 
     def __init__(self, params: PoseParams | None = None, device: str = "cpu",
                  det_path: str | Path | None = None, pose_path: str | Path | None = None):
-        from ..weights import require
+        from ...weights import require
 
         self.params = params or PoseParams()
         det_path = Path(det_path) if det_path is not None else require(DET_ARTIFACT)

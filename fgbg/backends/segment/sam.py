@@ -46,7 +46,7 @@ Cost: SAM encodes every frame at 1024 px on its long side. On a CPU vit_b takes 
 frame (measured 14-17 s, and 50 s on a busy 2-core machine), so use a GPU (`--device cuda`) for
 videos; the prompt decoder itself is cheap.
 
-SAM 2 (the `sam2` package and its video predictor) is the `sam2` backend, fgbg.backends.sam2_video;
+SAM 2 (the `sam2` package and its video predictor) is the `sam2` backend, fgbg.backends.segment.sam2;
 it takes its prompts from `pose_prompt` and `mask_prompt` here.
 """
 
@@ -58,10 +58,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InputError, ModelError
-from ..params import SegmentParams
-from ..pose import layout as L
-from .base import check_segment_inputs
+from ...errors import InputError, ModelError
+from ...params import SegmentParams
+from ...pose import layout as L
+from ..base import check_segment_inputs
 
 VARIANTS = {"vit_b": "sam-vit-b", "vit_l": "sam-vit-l", "vit_h": "sam-vit-h"}  # -> models.lock
 MIN_BODY_POINTS = 5
@@ -94,7 +94,7 @@ def find(params=None, explicit: bool = False) -> dict[str, str] | None:
 def checkpoint_for(name: str, explicit: bool) -> dict[str, str] | None:
     """{name: sha256} when the lock's artifact `name` is present and verified; when it is not:
     a ModelError naming the fetch command if `explicit`, else None."""
-    from ..weights import load_lock, require, state
+    from ...weights import load_lock, require, state
 
     lock = load_lock()
     if explicit:
@@ -112,7 +112,7 @@ def load_sam(variant: str, checkpoint: str | Path | None = None, device: str = "
     segment-anything's `sam_model_registry[variant]` (tests pass a tiny one)."""
     import torch
 
-    from ..weights import require
+    from ...weights import require
 
     artifact = artifact_for(variant)
     path = Path(checkpoint) if checkpoint is not None else require(artifact)

@@ -9,10 +9,10 @@ architecture comes from the Hydra config shipped inside the sam2 package
 (`configs/sam2.1/sam2.1_hiera_<t|s|b+|l>.yaml`) through sam2's `build_sam2_video_predictor`, built
 without a checkpoint; the checkpoint ({"model": state dict}, as Meta ships it) is then read by us
 with `torch.load(..., weights_only=True)` and loaded strictly, mismatched keys named
-(`fgbg.backends.sam.load_strict`).
+(`fgbg.backends.segment.sam.load_strict`).
 
 Ours:
-1. Prompts are the `sam` backend's (fgbg.backends.sam.pose_prompt: the keypoint box grown by
+1. Prompts are the `sam` backend's (fgbg.backends.segment.sam.pose_prompt: the keypoint box grown by
    PROMPT_MARGIN, positive points on the torso and the nose; mask_prompt for bridging), in frame
    pixels; the predictor maps them to its square input (`normalize_coords`).
 2. Chunks. The segment stage calls `segment` chunk by chunk (32 frames) with `reset()` between
@@ -64,9 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelError
-from ..params import SegmentParams
-from .base import check_segment_inputs
+from ...errors import InputError, ModelError
+from ...params import SegmentParams
+from ..base import check_segment_inputs
 from .sam import MAX_BRIDGE, Prompt, checkpoint_for, load_strict, mask_prompt, pose_prompt
 
 
@@ -142,7 +142,7 @@ def load_sam2(variant: str, checkpoint: str | Path | None = None, device: str = 
     artifact). `overrides`: more Hydra overrides (tests build a small model with them)."""
     import torch
 
-    from ..weights import require
+    from ...weights import require
 
     v = variant_for(variant)
     build = _import_sam2()

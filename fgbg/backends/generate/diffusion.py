@@ -21,22 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelError
-from .base import ClipInputs, Reference
+from ...errors import InputError, ModelError
+from ..base import ClipInputs, Reference
 
 MAX_SIDE = 768
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
 def default_pipeline_dir() -> Path:
-    from ..weights import models_dir
+    from ...weights import models_dir
 
     return models_dir() / "pipelines" / "animateanyone"
 
 
 # the built-in demo generator: a tiny model trained on synthetic scenes (`make train-demo`), so
 # `--backend diffusion` works on a fresh machine; `auto` never picks it (a toy at 64 px)
-DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_pipeline"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_pipeline"
 
 
 def pipeline_dir(params=None, allow_demo: bool = True) -> Path:
@@ -150,8 +150,8 @@ class DiffusionGenerator:
     def __init__(self, params, device: str = "cpu"):
         import torch
 
-        from ..diffusion.backends_util import quiet_diffusers
-        from ..diffusion.pipeline import FgbgPipeline
+        from ...diffusion.backends_util import quiet_diffusers
+        from ...diffusion.pipeline import FgbgPipeline
 
         quiet_diffusers()
 
@@ -183,7 +183,7 @@ class DiffusionGenerator:
         self.ctx = self.pipe.encode_reference(ref.image, height, width)
 
     def generate_clip(self, clip: ClipInputs) -> np.ndarray:
-        from ..diffusion.track_maps import render_track_maps
+        from ...diffusion.track_maps import render_track_maps
 
         w, h = self.size
         maps = render_track_maps(clip.tracks, clip.visible, clip.tracks_origin, (w, h), (w, h))
