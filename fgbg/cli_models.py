@@ -21,7 +21,7 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
     from rich.console import Console
     from rich.table import Table
 
-    from .weights import list_table, models_dir
+    from .store import list_table, models_dir
 
     rows = list_table() if all_ else list_table(roles=("required", "optional", "training"))
     table = Table(show_edge=False, header_style="bold")
@@ -39,7 +39,7 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
 
 
 def _lock_entries(names: list[str]):
-    from .weights import _entry, load_lock
+    from .store import _entry, load_lock
 
     lock = load_lock()
     return lock, [_entry(n, lock) for n in dict.fromkeys(names)]
@@ -59,8 +59,8 @@ def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="arti
                                TimeRemainingColumn, TransferSpeedColumn)
 
     from .errors import ModelError
-    from .fetch import already_there, confirm_licences, download, stderr_line
-    from .weights import models_dir
+    from .store.fetch import already_there, confirm_licences, download, stderr_line
+    from .store import models_dir
 
     if for_ is not None and for_ != "run":
         raise InputError(f"unknown --for '{for_}'", cause="--for takes 'run'",
@@ -118,7 +118,7 @@ def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="art
     from rich.table import Table
 
     from .errors import ModelError
-    from .weights import check
+    from .store import check
 
     lock, entries = _lock_entries(names or [])
     results = [check(e, use_cache=not no_cache) for e in (entries if names else lock.values())]
@@ -148,7 +148,7 @@ def models_path(name: Annotated[str, typer.Argument(help="artifact name", show_d
     """Print the absolute path of an artifact; exit 3 when it is missing or corrupt."""
     import warnings
 
-    from .weights import require
+    from .store import require
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -164,8 +164,8 @@ def models_import(name: Annotated[str, typer.Argument(help="artifact name", show
                   file: Annotated[Path, typer.Argument(help="a file downloaded elsewhere (for a git entry: its source archive, .tar.gz)", show_default=False)],
                   verbose: Verbose = False):
     """Copy a file downloaded elsewhere into place, verified like a fetch (for offline machines)."""
-    from .fetch import import_file
-    from .weights import _entry
+    from .store.fetch import import_file
+    from .store import _entry
 
     entry = _entry(name, None)
     path = import_file(entry, file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
@@ -198,7 +198,7 @@ def models_convert(
         raise InputError(f"--dtype {dtype} is unknown", cause="pipelines are stored as fp32 or fp16",
                          hint="use --dtype fp32 (exact) or fp16 (half the disk)")
     from .diffusion.convert import SOURCES
-    from .weights import require
+    from .store import require
 
     given = dict(reference_unet=reference_unet, denoising_unet=denoising_unet, motion_module=motion_module,
                  pose_guider=pose_guider, unet_config=unet_config, vae=vae, image_encoder=image_encoder)

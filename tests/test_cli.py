@@ -151,7 +151,7 @@ def test_models_list():
     assert r.returncode == 0, r.stderr
     assert "missing" in r.stdout or "present" in r.stdout
     # piped: every name whole on its line (users copy them into `fgbg models fetch`)
-    from fgbg.weights import load_lock
+    from fgbg.store import load_lock
 
     names = {line.split("│")[0].strip() for line in r.stdout.splitlines() if "│" in line}
     assert {"sam-vit-b", "sam2.1-hiera-tiny", "cotracker3-offline", "dwpose-ll-ucoco-384"} <= names

@@ -331,7 +331,7 @@ def test_fetch_git_broken_archive_leaves_nothing_half_done(env, server, existing
 ])
 def test_git_archive_unsafe_members_are_refused(tmp_path, members, why):
     from fgbg.errors import ModelError
-    from fgbg.archive import extract_archive
+    from fgbg.store.archive import extract_archive
 
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(make_tar([("hubconf.py", HUBCONF), *members]))
@@ -385,8 +385,8 @@ def test_import_git_archive(env, tmp_path):
 
 
 def test_real_lock_cotracker_code_url():
-    from fgbg.fetch import download_url
-    from fgbg.weights import load_lock
+    from fgbg.store.fetch import download_url
+    from fgbg.store import load_lock
 
     entry = load_lock()["cotracker-code"]
     assert download_url(entry) == ("https://codeload.github.com/facebookresearch/co-tracker/"
@@ -466,8 +466,8 @@ def test_for_run_and_usage_errors(env):
 
 
 def test_restriction_rules():
-    from fgbg.fetch import restriction
-    from fgbg.weights import load_lock
+    from fgbg.store.fetch import restriction
+    from fgbg.store import load_lock
 
     lock = load_lock()
     assert restriction(lock["cotracker3-offline"])  # CC-BY-NC-4.0

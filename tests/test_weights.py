@@ -1,8 +1,9 @@
-"""models.lock and fgbg.weights: the lock parses and invents nothing; artifact states; errors."""
+"""models.lock and fgbg.store: the lock parses and invents nothing; artifact states; errors."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fgbg import weights
+from fgbg import store as weights
 from fgbg.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def test_every_entry_has_every_field():
     raw = tomllib.loads(ROOT_LOCK.read_text())
     assert raw.pop("lock_version") == weights.LOCK_VERSION
     for name, table in raw.items():
-        missing = set(weights._REQUIRED) - set(table)
+        missing = set(weights.lock._REQUIRED) - set(table)
         assert not missing, f"{name} lacks {missing}"
         assert ("repo" in table) == (table["kind"] == "hf"), name
         assert ("url" in table) == (table["kind"] != "hf"), name
@@ -218,7 +219,7 @@ def test_hash_cache_is_used_and_invalidated(small_lock, monkeypatch):
 
     calls = []
     real = weights.sha256_file
-    monkeypatch.setattr(weights, "sha256_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(importlib.import_module("fgbg.store.state"), "sha256_file", lambda p: calls.append(p) or real(p))
     assert weights.state(small_lock["good"]) == "present"
     assert calls == [], "rehashed although the cache record was valid"
     # same size, new content and mtime: the stale record must not be trusted

@@ -50,7 +50,7 @@ def _call(target: str, *args):
 def _present(artifacts: tuple[str, ...]) -> bool:
     if not artifacts:
         return True
-    from ..weights import load_lock, state
+    from ..store import load_lock, state
 
     lock = load_lock()
     return all(name in lock and state(lock[name]) == "present" for name in artifacts)
@@ -91,7 +91,7 @@ def resolve(kind: str, name: str, params=None) -> tuple[str, dict[str, str]]:
                              hint=_call(spec.missing_hint) if spec.missing_hint else "see fgbg models list")
         models.update(found)
     if spec.artifacts:
-        from ..weights import load_lock, require
+        from ..store import load_lock, require
 
         lock = load_lock()
         for art in spec.artifacts:

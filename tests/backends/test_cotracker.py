@@ -406,8 +406,8 @@ def test_imported_source_archive_is_what_auto_builds(hub_dir, random_checkpoint,
     import tarfile
 
     from fgbg.backends import build, resolve
-    from fgbg.fetch import import_file
-    from fgbg.weights import check, load_lock
+    from fgbg.store.fetch import import_file
+    from fgbg.store import check, load_lock
 
     archive = tmp_path / "co-tracker.tar.gz"
     with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT,
@@ -427,7 +427,7 @@ def test_imported_source_archive_is_what_auto_builds(hub_dir, random_checkpoint,
     name, used = resolve("track", "auto")
     assert name == "cotracker" and set(used) == {"cotracker-code", "cotracker3-offline"}
     # the code checkout has no sha256: its pinned commit is what keys the stage cache
-    from fgbg.weights import load_lock
+    from fgbg.store import load_lock
 
     assert used["cotracker-code"] == f"git:{load_lock()['cotracker-code'].revision}"
     assert used["cotracker3-offline"]

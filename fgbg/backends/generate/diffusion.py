@@ -29,7 +29,7 @@ DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
 def default_pipeline_dir() -> Path:
-    from ...weights import models_dir
+    from ...store import models_dir
 
     return models_dir() / "pipelines" / "animateanyone"
 

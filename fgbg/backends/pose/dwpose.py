@@ -100,7 +100,7 @@ class DWPose:
 
     def __init__(self, params: PoseParams | None = None, device: str = "cpu",
                  det_path: str | Path | None = None, pose_path: str | Path | None = None):
-        from ...weights import require
+        from ...store import require
 
         self.params = params or PoseParams()
         det_path = Path(det_path) if det_path is not None else require(DET_ARTIFACT)

@@ -94,7 +94,7 @@ def find(params=None, explicit: bool = False) -> dict[str, str] | None:
 def checkpoint_for(name: str, explicit: bool) -> dict[str, str] | None:
     """{name: sha256} when the lock's artifact `name` is present and verified; when it is not:
     a ModelError naming the fetch command if `explicit`, else None."""
-    from ...weights import load_lock, require, state
+    from ...store import load_lock, require, state
 
     lock = load_lock()
     if explicit:
@@ -112,7 +112,7 @@ def load_sam(variant: str, checkpoint: str | Path | None = None, device: str = "
     segment-anything's `sam_model_registry[variant]` (tests pass a tiny one)."""
     import torch
 
-    from ...weights import require
+    from ...store import require
 
     artifact = artifact_for(variant)
     path = Path(checkpoint) if checkpoint is not None else require(artifact)

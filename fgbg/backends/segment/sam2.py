@@ -142,7 +142,7 @@ def load_sam2(variant: str, checkpoint: str | Path | None = None, device: str = 
     artifact). `overrides`: more Hydra overrides (tests build a small model with them)."""
     import torch
 
-    from ...weights import require
+    from ...store import require
 
     v = variant_for(variant)
     build = _import_sam2()

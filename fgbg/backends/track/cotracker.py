@@ -9,7 +9,7 @@ Model and loading. The hub entry `cotracker3_offline` of the co-tracker checkout
 (lock entry `cotracker-code`, pinned commit) is built with
 `torch.hub.load(dir, "cotracker3_offline", source="local", pretrained=False)`, so no code comes
 from GitHub at run time, and the weights are read from the store's `scaled_offline.pth` (lock
-entry `cotracker3-offline`, sha256-checked by fgbg.weights) into `predictor.model`. fp32, on the
+entry `cotracker3-offline`, sha256-checked by fgbg.store) into `predictor.model`. fp32, on the
 run's device. Upstream's module seeds torch's global RNG when imported; the load runs inside
 `torch.random.fork_rng` so that does not leak into the run.
 
@@ -90,7 +90,7 @@ def load_predictor(hub_dir=None, checkpoint=None, device: str = "cpu"):
     `checkpoint`; either None -> the model store's artifact (ModelError when missing)."""
     import torch
 
-    from ...weights import require
+    from ...store import require
 
     hub_dir = Path(hub_dir) if hub_dir is not None else require(CODE_ARTIFACT)
     checkpoint = Path(checkpoint) if checkpoint is not None else require(WEIGHTS_ARTIFACT)

@@ -15,8 +15,8 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from fgbg.errors import ModelError
-from fgbg.weights import CHUNK, human_size
+from ..errors import ModelError
+from .state import CHUNK, human_size
 
 MAX_EXTRACTED = 4 << 30  # bytes a source archive may unpack to (a guard against archive bombs)
 

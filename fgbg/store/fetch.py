@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from fgbg.archive import extract_archive, swap_dir
-from fgbg.errors import InputError, ModelError
-from fgbg.weights import (CHUNK, MANIFEST_NAME, REVISION_NAME, LockEntry, check, human_size,
-                          models_dir, record_sha256, recorded_hashes_file, recorded_sha256)
+from ..errors import InputError, ModelError
+from .archive import extract_archive, swap_dir
+from .state import (CHUNK, MANIFEST_NAME, REVISION_NAME, LockEntry, check, human_size,
+                    models_dir, record_sha256, recorded_hashes_file, recorded_sha256)
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_CODELOAD_ENDPOINT = "https://codeload.github.com"
