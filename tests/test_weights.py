@@ -219,7 +219,7 @@ def test_hash_cache_is_used_and_invalidated(small_lock, monkeypatch):
 
     calls = []
     real = weights.sha256_file
-    monkeypatch.setattr(importlib.import_module("fgbg.store.state"), "sha256_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(importlib.import_module("fgbg.store.files"), "sha256_file", lambda p: calls.append(p) or real(p))
     assert weights.state(small_lock["good"]) == "present"
     assert calls == [], "rehashed although the cache record was valid"
     # same size, new content and mtime: the stale record must not be trusted

@@ -1,5 +1,5 @@
 """The model store: the lock of pinned artifacts (`lock.py`), where they live on disk and whether
-each is the file the lock pins (`state.py`), fetching them (`fetch.py`, the only code that reaches
+each is the file the lock pins (`files.py`), fetching them (`fetch.py`, the only code that reaches
 the network) and unpacking source archives (`archive.py`).
 
 `fgbg.store` re-exports the lock's and the state's names, so callers need not know which file
@@ -19,7 +19,7 @@ from .lock import (  # noqa: F401
     lock_path,
     load_lock,
 )
-from .state import (  # noqa: F401
+from .files import (  # noqa: F401
     State,
     REVISION_NAME,
     MANIFEST_NAME,

@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import ModelError
-from .state import CHUNK, human_size
+from .files import CHUNK, human_size
 
 MAX_EXTRACTED = 4 << 30  # bytes a source archive may unpack to (a guard against archive bombs)
 

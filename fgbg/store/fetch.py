@@ -50,7 +50,7 @@ from typing import Callable
 
 from ..errors import InputError, ModelError
 from .archive import extract_archive, swap_dir
-from .state import (CHUNK, MANIFEST_NAME, REVISION_NAME, LockEntry, check, human_size,
+from .files import (CHUNK, MANIFEST_NAME, REVISION_NAME, LockEntry, check, human_size,
                     models_dir, record_sha256, recorded_hashes_file, recorded_sha256)
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"

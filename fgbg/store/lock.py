@@ -3,7 +3,7 @@
 The lock is read from `$FGBG_LOCK` when set, else from `fgbg/models.lock`, the package-data copy
 of the repository's `models.lock` (a test keeps the two byte-identical). One code path serves a
 checkout, an editable install and a wheel alike. Nothing here touches the files themselves:
-`fgbg.store.state` says whether an artifact on disk is the one the lock pins.
+`fgbg.store.files` says whether an artifact on disk is the one the lock pins.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..errors import ModelError
 
 
 LOCK_VERSION = 1
-# the store's own bookkeeping files (fgbg.store.state), which no entry may claim as its file
+# the store's own bookkeeping files (fgbg.store.files), which no entry may claim as its file
 HASH_CACHE_NAME = ".fgbg-hash-cache.json"
 RECORDED_HASHES_NAME = ".fgbg-recorded-hashes.json"
 KINDS = ("hf", "url", "git")
