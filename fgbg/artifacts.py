@@ -14,6 +14,12 @@
 |           |                                       | keypoints (133,2), scores (133,), mask (H,W) uint8    |
 | clip plan | generate/plan.json                    | frame ranges, overlap, seeds, size, generator identity|
 | clips     | generate/clips/NNNN.npy               | (n,H,W,3) uint8 RGB frames of clip NNNN               |
+| prepared  | <dataset>/videos/<id>/ (fgbg prepare, | frames.npy (F,S,S,3) uint8; masks.npy (F,S,S) bool;   |
+| video     | the truth-based training set; read by | pose.npz keypoints (F,133,2), scores (F,133) float32; |
+|           | training and eval)                    | tracks.npz tracks (F,N,2) float32, visible (F,N) bool,|
+|           |                                       | origin (N,2) float32 (finite, fgbg.tracks), queries   |
+|           |                                       | (N,3) [t,x,y] (optional); meta.json last; all in S x S|
+|           |                                       | pixels                                                |
 
 A *frame store* is a folder with `meta.json` ({"shape", "dtype", "chunk"}) and chunk files
 `NNNNN.npz` (one array `frames`), so long videos stream to and from disk one chunk at a time. Chunks
@@ -372,3 +378,86 @@ def load_clip(folder: Path, clip: ClipSpec, width: int, height: int) -> np.ndarr
     if arr.dtype != np.uint8 or arr.shape != want:
         raise ArtifactError(path, f"clip is {arr.dtype}{arr.shape}, expected uint8{want}")
     return arr
+
+
+# ---------------------------------------------------------------------------- prepared videos
+# One training (or held-out) video in the layout `fgbg prepare` writes and training and eval read:
+# written here and read here, by every writer (prepare, the truth-based synthetic set, tests).
+
+
+@dataclass
+class PreparedVideo:
+    id: str
+    frames: np.ndarray  # (F, S, S, 3) uint8, memory-mapped
+    keypoints: np.ndarray  # (F, 133, 2) float32 pixel x,y in the S x S frames
+    scores: np.ndarray  # (F, 133) float32
+    tracks: np.ndarray  # (F, N, 2) float32 pixel x,y
+    visible: np.ndarray  # (F, N) bool
+    origin: np.ndarray  # (N, 2) float32 frame-0 positions (fgbg.tracks.track_origins)
+    masks: np.ndarray | None = None  # (F, S, S) bool person masks, memory-mapped (eval reads them)
+
+
+class PreparedWriter:
+    """Writes one prepared video into `folder`: `frames` and `masks` are memory maps to fill frame
+    by frame (a long video never sits in memory whole), then `write_pose`, `write_tracks`, and
+    `finish(meta)`, which writes meta.json last: a folder with meta.json is complete."""
+
+    def __init__(self, folder: Path, num_frames: int, size: int):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        shape = (int(num_frames), int(size), int(size))
+        self.frames = np.lib.format.open_memmap(self.folder / "frames.npy", "w+", np.uint8, (*shape, 3))
+        self.masks = np.lib.format.open_memmap(self.folder / "masks.npy", "w+", bool, shape)
+
+    def write_pose(self, keypoints, scores) -> None:
+        np.savez(self.folder / "pose.npz", keypoints=np.asarray(keypoints, np.float32),
+                 scores=np.asarray(scores, np.float32))
+
+    def write_tracks(self, tracks, visible, origin, queries=None) -> None:
+        origin = np.asarray(origin, np.float32)
+        arrays = dict(tracks=np.asarray(tracks, np.float32), visible=np.asarray(visible, bool), origin=origin)
+        if queries is not None:
+            arrays["queries"] = np.asarray(queries, np.float32)
+        np.savez(self.folder / "tracks.npz", **arrays)
+
+    def finish(self, meta: dict) -> None:
+        for m in (self.frames, self.masks):
+            m.flush()
+        self.frames = self.masks = None
+        atomic_write_bytes(self.folder / "meta.json", (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+
+
+def write_prepared(folder: Path, frames, keypoints, scores, masks, tracks, visible, origin, meta: dict,
+                   queries=None) -> None:
+    """One prepared video from arrays in memory (the truth-based synthetic set, tests)."""
+    frames = np.asarray(frames, np.uint8)
+    w = PreparedWriter(folder, len(frames), frames.shape[1])
+    w.frames[:] = frames
+    w.masks[:] = np.asarray(masks, bool)
+    w.write_pose(keypoints, scores)
+    w.write_tracks(tracks, visible, origin, queries)
+    w.finish(meta)
+
+
+def load_prepared(datasets: list[str], min_frames: int = 2) -> list[PreparedVideo]:
+    """Every complete prepared video (meta.json present) of the dataset folders, with at least
+    `min_frames` frames; frames and masks memory-mapped."""
+    videos = []
+    for root in datasets:
+        folder = Path(root).expanduser() / "videos"
+        for meta in sorted(folder.glob("*/meta.json")):
+            d = meta.parent
+            pose, tracks = np.load(d / "pose.npz"), np.load(d / "tracks.npz")
+            frames = np.load(d / "frames.npy", mmap_mode="r")
+            if len(frames) < min_frames:
+                continue
+            masks = np.load(d / "masks.npy", mmap_mode="r") if (d / "masks.npy").is_file() else None
+            videos.append(PreparedVideo(d.name, frames, pose["keypoints"], pose["scores"], tracks["tracks"],
+                                        tracks["visible"], tracks["origin"], masks))
+    if not videos:
+        from .errors import InputError
+
+        raise InputError(f"no prepared videos in {', '.join(datasets)}",
+                         cause=f"training needs videos/<id>/meta.json with >= {min_frames} frames",
+                         hint="run `fgbg prepare VIDEOS_DIR DATASET_DIR` first")
+    return videos

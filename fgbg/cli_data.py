@@ -32,8 +32,8 @@ def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, s
     """Preprocess every video (pose, segment, track-bg) into training samples: frames, pose, masks and
     background tracks at SIZE x SIZE. Resumable: finished videos are skipped on a rerun. A video that
     fails is recorded in <dataset>/failed-<i>-of-<N>.json and the others go on; the exit code is then 1."""
-    from .dataset import format_summary, parse_shard
-    from .dataset import prepare as run_prepare
+    from .training.prepare import format_summary, parse_shard
+    from .training.prepare import prepare as run_prepare
     from .report import Reporter
 
     i, n = parse_shard(shard)

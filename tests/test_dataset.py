@@ -1,5 +1,5 @@
 """Training data: many synthetic scenes with a held-out split (fgbg.sample.many), and `prepare`
-(fgbg.dataset) over a folder of videos: samples, failures, resume, shards, the CLI's exit codes."""
+(fgbg.training.prepare) over a folder of videos: samples, failures, resume, shards, the CLI's exit codes."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fgbg.dataset import load_index, parse_shard, prepare, video_id
+from fgbg.training.prepare import load_index, parse_shard, prepare, video_id
 from fgbg.errors import InputError
 from fgbg.sample import make_sample
 from fgbg.sample.many import HOLDOUT_HUES, SEED_SPLIT, make_samples, plan_scene

@@ -72,7 +72,7 @@ def test_track_maps_are_finite_for_nan_origins_and_positions():
 
 def test_one_training_step_on_a_dataset_with_nan_origins(tmp_path):
     from fgbg.training.config import TrainConfig
-    from fgbg.training.data import write_prepared
+    from fgbg.artifacts import write_prepared
     from fgbg.training.loop import train
 
     tracks, visible, queries, _ = _panning_tracks(T=8)
@@ -176,7 +176,7 @@ def test_generate_stage_exits_1_naming_the_clip_and_writes_no_video(sample, tmp_
 def test_eval_reports_a_non_finite_variant_as_failed(tmp_path, broken_pipe):
     from fgbg.evaluation.runner import evaluate, write_report
     from fgbg.diffusion.pipeline import FgbgPipeline
-    from fgbg.training.data import write_prepared
+    from fgbg.artifacts import write_prepared
 
     tracks, visible, queries, _ = _panning_tracks(T=8)
     rng = np.random.default_rng(0)

@@ -30,10 +30,10 @@ DEFAULT_VARIANTS = VARIANTS[:4]
 
 
 def load_scenes(dataset: Path, limit: int | None = None):
-    """The held-out videos of a `fgbg prepare` folder (fgbg.training.data.Video, masks included)."""
-    from ..training.data import load_videos
+    """The held-out videos of a `fgbg prepare` folder (fgbg.artifacts.PreparedVideo, masks included)."""
+    from ..artifacts import load_prepared
 
-    return load_videos([str(dataset)])[:limit]
+    return load_prepared([str(dataset)])[:limit]
 
 
 def clip_starts(n: int, clip_length: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""Training the fgbg video model (issue 5): config (TOML), data from `fgbg prepare`, the loop.
+"""Training the fgbg video model (issue 5): `fgbg prepare` (prepare.py), config (TOML), data, the loop.
 
 Two stages (PAPER.md; the split is the paper's, the details ours):
   stage 1, single frames: ReferenceNet, the UNet's spatial layers, both encoders and the extra

@@ -36,7 +36,8 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from .config import TrainConfig
-from .data import dataset_summary, load_videos, plan_batch, render_batch
+from ..artifacts import load_prepared
+from .data import dataset_summary, plan_batch, render_batch
 
 
 class TrainModel(nn.Module):
@@ -126,7 +127,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
         log, progress = (lambda *a: None), None
     torch.manual_seed(cfg.seed)
     pipe = load_components(cfg)
-    videos = load_videos(cfg.datasets, min_frames=cfg.frames if cfg.stage == 2 else 1)
+    videos = load_prepared(cfg.datasets, min_frames=cfg.frames if cfg.stage == 2 else 1)
     frames = cfg.frames if cfg.stage == 2 else 1
     model = TrainModel(pipe.reference_net, pipe.unet, pipe.pose_encoder, pipe.track_encoder).float()
     model.train()

@@ -25,7 +25,7 @@ def write_synthetic(out: Path, count: int, *, holdout: bool = False, size: int =
     from ..tracks import track_origins
     from ..sample import PRESETS, make_sample
     from ..video import probe, read_frames
-    from .data import write_prepared
+    from ..artifacts import write_prepared
 
     presets = list(PRESETS)
     base = HOLDOUT_SEEDS if holdout else TRAIN_SEEDS

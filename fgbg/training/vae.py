@@ -29,9 +29,9 @@ def build_demo_vae(seed: int = 0):
 
 def train_vae(datasets: list[str], out: Path, steps: int = 600, batch_size: int = 16, lr: float = 1e-3,
               seed: int = 0, log=print):
-    from .data import load_videos
+    from ..artifacts import load_prepared
 
-    videos = load_videos(datasets, min_frames=1)
+    videos = load_prepared(datasets, min_frames=1)
     vae = build_demo_vae(seed).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
     losses = []

@@ -11,7 +11,8 @@ pytest.importorskip("accelerate")
 
 from fgbg.errors import InputError  # noqa: E402
 from fgbg.training.config import TrainConfig, load_config  # noqa: E402
-from fgbg.training.data import load_videos, make_batch, write_prepared  # noqa: E402
+from fgbg.artifacts import load_prepared as load_videos, write_prepared  # noqa: E402
+from fgbg.training.data import make_batch  # noqa: E402
 from fgbg.training.loop import train  # noqa: E402
 from tests.conftest import fgbg  # noqa: E402
 

@@ -3,7 +3,8 @@
 For every video under `videos_dir` (recursively: .mp4 .mov .mkv .webm .avi, any case; sorted by
 relative path; shard i of n takes the videos whose position % n == i), the usual preprocessing
 stages run (pose, segment, track-bg, cached in `dataset_dir/work/<id>/`), and one training sample
-is written to `dataset_dir/videos/<id>/` in the layout fgbg.training.data reads:
+is written to `dataset_dir/videos/<id>/` in the prepared layout (`fgbg.artifacts.PreparedWriter`,
+which training and eval read with `load_prepared`):
 
 - `frames.npy (F, S, S, 3) uint8`: every frame (written through a memory map, so long videos
   never sit in memory whole), scaled to *cover* an S x S square and
@@ -16,7 +17,7 @@ is written to `dataset_dir/videos/<id>/` in the layout fgbg.training.data reads:
 - `tracks.npz`: tracks (F, N, 2) float32 in S x S pixels, visible (F, N) bool (False where the
   point is cropped away), origin (N, 2) float32 (first-frame positions from
   fgbg.tracks.track_origins, computed before the crop so re-seeded tracks keep theirs;
-  NaN where unknown), queries (N, 3) [t, x, y].
+  finite for every track), queries (N, 3) [t, x, y].
 - `meta.json` (written last, atomically, in a folder under work/ that is then renamed into
   videos/, so videos/ only ever holds complete samples): source path,
   fps, original size, frames, the crop, backends used. A video whose meta.json exists is skipped.
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FgbgError, InputError, StageError
+from ..errors import FgbgError, InputError, StageError
 
 EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
@@ -86,7 +87,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _write_json(path: Path, data, lines: bool = False) -> None:
-    from .artifacts import atomic_write_bytes
+    from ..artifacts import atomic_write_bytes
 
     text = "".join(json.dumps(d, sort_keys=True) + "\n" for d in data) if lines else \
         json.dumps(data, indent=1, sort_keys=True) + "\n"
@@ -117,9 +118,9 @@ def _write_sample(job, recs: dict, out: Path, size: int, meta: dict) -> dict:
     """The training sample of a job whose stages are done, into folder `out` (meta.json last)."""
     import cv2
 
-    from . import artifacts
-    from .tracks import track_origins
-    from .video import read_frames, resize_frame
+    from .. import artifacts
+    from ..tracks import track_origins
+    from ..video import read_frames, resize_frame
 
     info = job.video
     pose = artifacts.load_pose(recs["pose"].folder / "pose.npz")
@@ -132,50 +133,44 @@ def _write_sample(job, recs: dict, out: Path, size: int, meta: dict) -> dict:
                          hint=f"delete {job.workdir.root} and rerun prepare")
     (rw, rh), (ox, oy), to_px = _crop(info.width, info.height, size)
     out.mkdir(parents=True)
-    frames = np.lib.format.open_memmap(out / "frames.npy", "w+", np.uint8, (n, size, size, 3))
+    w = artifacts.PreparedWriter(out, n, size)
     t = 0
     for chunk in read_frames(info, chunk=job.chunk(32)):
         for f in chunk[:max(n - t, 0)]:
-            frames[t] = resize_frame(f, (rw, rh))[oy:oy + size, ox:ox + size]
+            w.frames[t] = resize_frame(f, (rw, rh))[oy:oy + size, ox:ox + size]
             t += 1
-    frames.flush()
-    del frames
     if t != n:
         raise StageError(f"decoded {t} frames of {info.path}, the stages saw {n}",
                          cause="the video's frame count is not stable between reads",
                          hint="re-encode the video (e.g. ffmpeg -i in.mp4 out.mp4) and rerun")
-    small = np.lib.format.open_memmap(out / "masks.npy", "w+", bool, (n, size, size))
     area = 0.0
     for t0, m in zip(range(0, n, 64), masks.chunks(64)):
         for k, mk in enumerate(m):
             big = cv2.resize(mk.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
-            small[t0 + k] = big[oy:oy + size, ox:ox + size] >= 0.5
-            area += float(small[t0 + k].mean())
-    small.flush()
-    del small
-    np.savez(out / "pose.npz", keypoints=to_px(pose.keypoints), scores=pose.scores.astype(np.float32))
+            w.masks[t0 + k] = big[oy:oy + size, ox:ox + size] >= 0.5
+            area += float(w.masks[t0 + k].mean())
+    w.write_pose(to_px(pose.keypoints), pose.scores)
     origin = track_origins(tr.tracks, tr.visible, tr.queries)
     tracks = to_px(tr.tracks)
     inside = np.all((tracks >= -0.5) & (tracks < size - 0.5), axis=-1)
     queries = tr.queries.astype(np.float32).copy()
     queries[:, 1:] = to_px(queries[:, 1:])
-    np.savez(out / "tracks.npz", tracks=tracks, visible=tr.visible & inside, origin=to_px(origin),
-             queries=queries)
+    w.write_tracks(tracks, tr.visible & inside, to_px(origin), queries)
     meta = {**meta, "frames": n, "size": size, "tracks": int(tracks.shape[1]),
             "person_share": round(area / max(n, 1), 4),
             "crop": {"resized": [rw, rh], "offset": [ox, oy]},
             "backends": {k: r.meta.get("backend") for k, r in recs.items()}}
-    _write_json(out / "meta.json", meta)
+    w.finish(meta)
     return meta
 
 
 def _prepare_one(path: Path, rel: str, vid: str, dataset_dir: Path, size: int, device: str,
                  keep_work: bool) -> dict:
-    from .report import Reporter
-    from .stages import pose, segment, track
-    from .stages.base import Job
-    from .video import probe
-    from .workdir import Workdir
+    from ..report import Reporter
+    from ..stages import pose, segment, track
+    from ..stages.base import Job
+    from ..video import probe
+    from ..workdir import Workdir
 
     info = probe(path)
     work = dataset_dir / "work" / vid
@@ -204,8 +199,8 @@ def prepare(videos_dir: Path, dataset_dir: Path, shard=(0, 1), size: int = 128, 
             device: str = "auto", keep_work: bool = False) -> dict:
     """Prepare shard (i, n) of the videos -> summary {dataset, shard, videos, done: [id],
     skipped: [id], failed: [{id, path, what, cause}]}."""
-    from .devices import check_device
-    from .report import Reporter
+    from ..devices import check_device
+    from ..report import Reporter
 
     i, n = check_shard(tuple(shard))
     check_device(device)
