@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from fgbg.training.prepare import load_index, parse_shard, prepare, video_id
@@ -16,8 +15,7 @@ from fgbg.sample import make_sample
 from fgbg.sample.many import HOLDOUT_HUES, SEED_SPLIT, make_samples, plan_scene
 from fgbg.video import probe, read_frames
 
-APP = ("import sys, typer; from fgbg.cli_data import prepare, samples; app = typer.Typer(); "
-       "app.command('prepare')(prepare); app.command('samples')(samples); app(sys.argv[1:], prog_name='fgbg')")
+APP = "import sys; from fgbg.cli import app; app(sys.argv[1:], prog_name='fgbg')"
 HUES = ("shirt_hue", "trousers_hue", "wall_hue", "brick_hue")
 
 
@@ -30,11 +28,8 @@ def cli(*args):
 def cli_inproc(monkeypatch, *args):
     """In-process, with -v (the quiet mode re-points fd 2 for the rest of the process)."""
     monkeypatch.delenv("FGBG_VERBOSE", raising=False)  # -v sets it; restored afterwards
-    app = typer.Typer()
-    from fgbg.cli_data import prepare as prepare_cmd, samples as samples_cmd
+    from fgbg.cli import app
 
-    app.command("prepare")(prepare_cmd)
-    app.command("samples")(samples_cmd)
     return CliRunner().invoke(app, [*map(str, args), "-v"])
 
 
@@ -89,7 +84,7 @@ def test_make_sample_overrides(tmp_path):
 
 
 def test_samples_cli_rejects_bad_counts(tmp_path, monkeypatch):
-    r = cli_inproc(monkeypatch, "samples", tmp_path, "--count", "2", "--holdout", "3")
+    r = cli_inproc(monkeypatch, "sample", tmp_path, "--count", "2", "--holdout", "3")
     assert r.exit_code == 2 and "error:" in r.output
 
 

@@ -1,6 +1,7 @@
-"""`fgbg prepare` and `fgbg samples`: training data from a folder of videos, or synthetic scenes.
+"""`fgbg sample` and `fgbg prepare`: the built-in sample (or many synthetic scenes), and training
+data from a folder of videos.
 
-The two functions are typer commands, not registered here: fgbg.cli adds them to its app.
+The functions are typer commands, not registered here: fgbg.cli adds them to its app.
 stdout carries only the dataset (or scenes) folder; progress and the summary go to stderr.
 Exit codes as DESIGN.md gives them; `prepare` exits 1 when any video failed, after finishing the
 others (a rerun retries only the failed and missing ones).
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import Device, Quiet, Verbose, guarded
+from ..errors import InputError
+from .common import Device, Quiet, Verbose, guarded
 
 
 @guarded
@@ -32,9 +34,9 @@ def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, s
     """Preprocess every video (pose, segment, track-bg) into training samples: frames, pose, masks and
     background tracks at SIZE x SIZE. Resumable: finished videos are skipped on a rerun. A video that
     fails is recorded in <dataset>/failed-<i>-of-<N>.json and the others go on; the exit code is then 1."""
-    from .training.prepare import format_summary, parse_shard
-    from .training.prepare import prepare as run_prepare
-    from .report import Reporter
+    from ..training.prepare import format_summary, parse_shard
+    from ..training.prepare import prepare as run_prepare
+    from ..report import Reporter
 
     i, n = parse_shard(shard)
     report = Reporter(verbose=verbose, quiet=quiet)
@@ -50,27 +52,12 @@ def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, s
         raise typer.Exit(1)
 
 
-@guarded
-def samples(out_dir: Annotated[Path, typer.Argument(help="folder to write train/, holdout/ and "
-                                                         "index.json", show_default=False)],
-            count: Annotated[int, typer.Option("--count", help="number of scenes")] = 16,
-            holdout: Annotated[int, typer.Option("--holdout", help="how many of them (the last ones) "
-                                                                   "are held out: disjoint hues and seeds")] = 0,
-            seed: Annotated[int, typer.Option("--seed", help="seed of the whole set")] = 0,
-            frames: Annotated[int, typer.Option("--frames", help="frames per scene")] = 48,
-            size: Annotated[int, typer.Option("--size", help="width and height in pixels")] = 128,
-            verbose: Verbose = False, quiet: Quiet = False):
-    """Render many procedural scenes (varied motion, camera move, outfit, background, moving objects)
-    with exact ground truth, split into train/ and holdout/. Rerunning keeps finished scenes."""
-    make_many(out_dir, count, holdout, seed, frames, size, verbose, quiet)
-
-
 def make_many(out_dir: Path, count: int, holdout: int, seed: int, frames: int, size: int,
               verbose: bool, quiet: bool) -> None:
-    """`fgbg sample DIR --count N [--holdout K]` (and `samples`)."""
-    from .errors import InputError
-    from .report import Reporter
-    from .sample.many import make_samples
+    """`fgbg sample DIR --count N [--holdout K]`."""
+    from ..errors import InputError
+    from ..report import Reporter
+    from ..sample.many import make_samples
 
     if count < 1 or not 0 <= holdout <= count:
         raise InputError(f"--count {count} --holdout {holdout} is not a split",
@@ -90,3 +77,37 @@ def make_many(out_dir: Path, count: int, holdout: int, seed: int, frames: int, s
         print(f"samples: {len(entries) - held} train + {held} held-out scenes ({sum(made)} rendered, "
               f"{len(made) - sum(made)} kept); index {Path(out_dir) / 'index.json'}", file=sys.stderr)
     print(out_dir)
+
+
+@guarded
+def sample(folder: Annotated[Path, typer.Argument(help="folder to write driving.mp4, person.png, truth.npz")],
+           preset: Annotated[str, typer.Option("--preset", help="scene preset")] = "dance",
+           seed: Annotated[int, typer.Option("--seed")] = 0,
+           frames: Annotated[int, typer.Option("--frames", help="number of frames")] = 48,
+           size: Annotated[int, typer.Option("--size", help="width and height in pixels")] = 256,
+           count: Annotated[Optional[int], typer.Option("--count", help="make this many varied scenes (training data) into FOLDER/train and FOLDER/holdout instead of one sample; --preset is then drawn per scene")] = None,
+           holdout: Annotated[int, typer.Option("--holdout", help="with --count: how many scenes are held out (disjoint hues and seeds)")] = 0,
+           verbose: Verbose = False, quiet: Quiet = False):
+    """Make the built-in procedural sample (driving video, reference photo, exact ground truth),
+    or with --count many varied scenes for training and evaluation."""
+    from ..sample import make_sample
+
+    if count is not None:
+
+        make_many(folder, count, holdout, seed, frames, size, verbose, quiet)
+        return
+
+    if frames < 2:
+        raise InputError(f"--frames {frames} is too few", cause="a video needs at least 2 frames",
+                         hint="use --frames 48")
+    if size < 64 or size > 2048:
+        raise InputError(f"--size {size} is out of range", cause="the sample is made at 64..2048 px",
+                         hint="use --size 256")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {folder}", cause=str(exc), hint="choose a writable folder") from exc
+    paths = make_sample(folder, preset=preset, seed=seed, num_frames=frames, width=size, height=size)
+    if not quiet:
+        print(f"sample: {paths.driving}  {paths.ref}  {paths.truth}", file=sys.stderr)
+    print(folder)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import Quiet, Verbose, guarded
+from .common import Quiet, Verbose, guarded
 
 
 @guarded
@@ -19,8 +19,8 @@ def train(config: Annotated[Path, typer.Argument(help="TOML training config (see
           output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="override the config's output_dir")] = None,
           verbose: Verbose = False, quiet: Quiet = False):
     """Train (stage 1: frames; stage 2: clips) and write <output_dir>/pipeline."""
-    from .training.config import load_config
-    from .training.loop import train as run_training
+    from ..training.config import load_config
+    from ..training.loop import train as run_training
 
     cfg = load_config(config, {"max_steps": max_steps, "output_dir": output_dir})
     log = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -64,14 +64,14 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
              verbose: Verbose = False, quiet: Quiet = False):
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
-    from .backends import build, check_name, resolve
-    from .backends.generate.diffusion import pipeline_dir
-    from .devices import resolve_device
-    from .diffusion.backends_util import quiet_diffusers
-    from .diffusion.pipeline import FgbgPipeline
-    from .errors import InputError, ModelError
-    from .evaluation.runner import VARIANTS, evaluate as run_eval, write_report
-    from .params import GenerateParams
+    from ..backends import build, check_name, resolve
+    from ..backends.generate.diffusion import pipeline_dir
+    from ..devices import resolve_device
+    from ..diffusion.backends_util import quiet_diffusers
+    from ..diffusion.pipeline import FgbgPipeline
+    from ..errors import InputError, ModelError
+    from ..evaluation.runner import VARIANTS, evaluate as run_eval, write_report
+    from ..params import GenerateParams
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     bad = [v for v in chosen if v not in VARIANTS]
@@ -92,12 +92,12 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     tracker = resolve("track", tracker)[0] if tracker == "auto" else tracker
     track_with = None
     if tracker == "cotracker":
-        from .evaluation.query_trackers import CoTrackerQueryTracker
+        from ..evaluation.query_trackers import CoTrackerQueryTracker
 
         track_with = CoTrackerQueryTracker(device=str(resolve_device(device)))
     estimator = None
     if pose_backend != "none":
-        from .params import PoseParams
+        from ..params import PoseParams
 
         name, _ = resolve("pose", pose_backend, PoseParams(backend=pose_backend))
         estimator = build("pose", name, PoseParams(backend=name), device=device)
@@ -107,7 +107,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
                            progress=None if quiet else (lambda what: print(f"scored {what}", file=sys.stderr,
                                                                            flush=True)))
     finally:
-        from .backends import release
+        from ..backends import release
 
         for held in (estimator, track_with):
             if held is not None:
@@ -119,7 +119,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
         print(table, file=sys.stderr)
     print(out / "results.json")
     if results.get("failed"):
-        from .errors import StageError
+        from ..errors import StageError
 
         v, why = next(iter(results["failed"].items()))
         raise StageError(f"{len(results['failed'])} variant(s) failed: {', '.join(results['failed'])}",

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import Quiet, Verbose, guarded
+from .common import Quiet, Verbose, guarded
 
 models_app = typer.Typer(no_args_is_help=True, help="Model artifacts pinned in models.lock.")
-from .errors import InputError
+from ..errors import InputError
 
 @models_app.command("list")
 @guarded
@@ -21,7 +21,7 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
     from rich.console import Console
     from rich.table import Table
 
-    from .store import list_table, models_dir
+    from ..store import list_table, models_dir
 
     rows = list_table() if all_ else list_table(roles=("required", "optional", "training"))
     table = Table(show_edge=False, header_style="bold")
@@ -39,7 +39,7 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
 
 
 def _lock_entries(names: list[str]):
-    from .store import _entry, load_lock
+    from ..store import _entry, load_lock
 
     lock = load_lock()
     return lock, [_entry(n, lock) for n in dict.fromkeys(names)]
@@ -58,9 +58,9 @@ def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="arti
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                TimeRemainingColumn, TransferSpeedColumn)
 
-    from .errors import ModelError
-    from .store.fetch import already_there, confirm_licences, download, stderr_line
-    from .store import models_dir
+    from ..errors import ModelError
+    from ..store.fetch import already_there, confirm_licences, download, stderr_line
+    from ..store import models_dir
 
     if for_ is not None and for_ != "run":
         raise InputError(f"unknown --for '{for_}'", cause="--for takes 'run'",
@@ -117,8 +117,8 @@ def models_verify(names: Annotated[Optional[list[str]], typer.Argument(help="art
     from rich.console import Console
     from rich.table import Table
 
-    from .errors import ModelError
-    from .store import check
+    from ..errors import ModelError
+    from ..store import check
 
     lock, entries = _lock_entries(names or [])
     results = [check(e, use_cache=not no_cache) for e in (entries if names else lock.values())]
@@ -148,7 +148,7 @@ def models_path(name: Annotated[str, typer.Argument(help="artifact name", show_d
     """Print the absolute path of an artifact; exit 3 when it is missing or corrupt."""
     import warnings
 
-    from .store import require
+    from ..store import require
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -164,8 +164,8 @@ def models_import(name: Annotated[str, typer.Argument(help="artifact name", show
                   file: Annotated[Path, typer.Argument(help="a file downloaded elsewhere (for a git entry: its source archive, .tar.gz)", show_default=False)],
                   verbose: Verbose = False):
     """Copy a file downloaded elsewhere into place, verified like a fetch (for offline machines)."""
-    from .store.fetch import import_file
-    from .store import _entry
+    from ..store.fetch import import_file
+    from ..store import _entry
 
     entry = _entry(name, None)
     path = import_file(entry, file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
@@ -197,8 +197,8 @@ def models_convert(
     if dtype not in ("fp32", "fp16"):
         raise InputError(f"--dtype {dtype} is unknown", cause="pipelines are stored as fp32 or fp16",
                          hint="use --dtype fp32 (exact) or fp16 (half the disk)")
-    from .diffusion.convert import SOURCES
-    from .store import require
+    from ..diffusion.convert import SOURCES
+    from ..store import require
 
     given = dict(reference_unet=reference_unet, denoising_unet=denoising_unet, motion_module=motion_module,
                  pose_guider=pose_guider, unet_config=unet_config, vae=vae, image_encoder=image_encoder)
@@ -216,12 +216,12 @@ def models_convert(
         paths[key] = path
     import torch
 
-    from .diffusion.backends_util import quiet_diffusers
-    from .diffusion.convert import convert_animateanyone
+    from ..diffusion.backends_util import quiet_diffusers
+    from ..diffusion.convert import convert_animateanyone
 
     quiet_diffusers()
     if out is None:
-        from .backends.generate.diffusion import default_pipeline_dir
+        from ..backends.generate.diffusion import default_pipeline_dir
 
         out = default_pipeline_dir()
     out.parent.mkdir(parents=True, exist_ok=True)
