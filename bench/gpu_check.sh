@@ -7,7 +7,7 @@
 #   bash bench/gpu_check.sh --pack     # here: write bench/out/gpu-pack.tgz (see below)
 #   (any other arguments go to bench/gpu_check.py; see its --help)
 #
-# Python: .venv/bin/python when the tree has one, else python3. With python3, fgbg is used from
+# Python: $FGBG_PYTHON when set, else .venv/bin/python when the tree has one, else python3. With python3, fgbg is used from
 # this tree (PYTHONPATH), and when bench/out/gpu-pack.tgz is there (`--pack` made it here from
 # .venv: the pure-Python packages a GPU image lacks, diffusers, sam2, hydra-core, omegaconf,
 # antlr4, iopath, and the CoTracker code wheel) it is unpacked under $TMPDIR and put first on
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.." || exit 2
 LIMIT=${FGBG_GPU_CHECK_LIMIT:-480}
 PACK=${FGBG_GPU_PACK:-bench/out/gpu-pack.tgz}
 WHEEL=autosegmentor-3.0.1-py3-none-any.whl
-if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+if [ -n "${FGBG_PYTHON:-}" ]; then PY=$FGBG_PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 
 if [ "${1:-}" = "--pack" ]; then
   exec "$PY" bench/gpu_check.py --pack "$PACK"

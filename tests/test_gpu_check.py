@@ -18,7 +18,7 @@ PARTS = ["device", "diffusion fp16, batched CFG", "diffusion fp16, --low-memory 
 COLUMNS = ["part", "config", "per output frame", "peak GPU GiB", "UNet TFLOP/s",
            "share of bf16 dense peak", "notes"]
 MEASURED = re.compile(r"^\d+(\.\d+)? (s|ms)$")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "FGBG_PYTHON": sys.executable}
 
 
 def table(stdout: str) -> dict[str, list[str]]:

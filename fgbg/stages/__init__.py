@@ -2,6 +2,7 @@
 
 reference (the photo) | pose -> segment -> track -> generate -> stitch
 
-Each module exposes NAME, VERSION, key(job) and run(job) -> Path of its main output. run() computes
-missing upstream results first (cached), so every stage works alone in a fresh work directory.
+Each module exposes NAME, VERSION and record(job) -> the stage's completed Record (reused when its
+key matches, computed otherwise); record() computes missing upstream results first (cached), so
+every stage works alone in a fresh work directory. Canvas geometry is in fgbg/canvas.py.
 """

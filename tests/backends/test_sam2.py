@@ -323,7 +323,7 @@ def test_bad_inputs(predictor):
                        np.zeros((0, 133))).shape == (0, 8, 8)
     with pytest.raises(InputError):
         Sam2Segmenter(SegmentParams(sam2_variant="huge"), model=predictor)
-    from fgbg.cli import _seg_params
+    from fgbg.cli.common import _seg_params
 
     with pytest.raises(InputError) as err:
         _seg_params("auto", "vit_b", "huge")
