@@ -39,15 +39,22 @@ def models_list(all_: Annotated[bool, typer.Option("--all", help="also list arti
 
 
 def _lock_entries(names: list[str]):
+    """The entries `names` name. A name that is no entry but prefixes entries as `NAME-...` names
+    that group, less its `unused` entries (`taef2` -> taef2-encoder and taef2-decoder)."""
     from ..store import _entry, load_lock
 
     lock = load_lock()
-    return lock, [_entry(n, lock) for n in dict.fromkeys(names)]
+    entries = []
+    for n in dict.fromkeys(names):
+        group = [] if n in lock else [e for k, e in lock.items()
+                                      if k.startswith(f"{n}-") and e.role != "unused"]
+        entries += [e for e in (group or [_entry(n, lock)]) if e not in entries]
+    return lock, entries
 
 
 @models_app.command("fetch")
 @guarded
-def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="artifact names (see `fgbg models list`)", show_default=False)] = None,
+def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="artifact names (see `fgbg models list`); a name's prefix before '-' names that group (taef2: taef2-encoder and taef2-decoder)", show_default=False)] = None,
                  for_: Annotated[Optional[str], typer.Option("--for", help="'run': every artifact whose role is 'required' (what the default backends load)")] = None,
                  yes: Annotated[bool, typer.Option("--yes", "-y", help="accept restricting licences (non-commercial, gated, use-restricted) without asking")] = False,
                  verbose: Verbose = False, quiet: Quiet = False):
