@@ -91,6 +91,18 @@ class GenerateParams:
     """diffusion: keep models on the CPU and move each to the GPU only while it runs"""
     pipeline: str = ""
     """diffusion: pipeline folder (empty: $FGBG_PIPELINE, else the converted AnimateAnyone one)"""
+    background: str = "auto"
+    """diffusion: anchored (the background outside the person's region is held to the photo's plate
+    moved by the tracks' camera for the first --anchor-steps of denoising; works with any weights) |
+    free (the model paints it from the track maps) | auto (anchored for a pipeline whose track
+    encoder was never trained, e.g. converted AnimateAnyone; free for one trained with tracks)"""
+    anchor_steps: float = 0.5
+    """diffusion, anchored: share of the denoising steps during which the background is held"""
+    init: str = "noise"
+    """diffusion: noise (the usual start) | warp (start each clip from the warp preview noised to
+    --strength: the model keeps the photo's person and background and repairs the warp)"""
+    strength: float = 0.6
+    """diffusion, --init warp: noise level to start from (1: pure noise; lower keeps more of the preview)"""
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def test_generate_clip_with_nan_origins_is_finite(tiny_pipe):
 
     ref, pose, tracks, visible, origin = _clip()
     gen = DiffusionGenerator.__new__(DiffusionGenerator)  # the stage's generator around this pipeline
-    gen.params, gen.pipe, gen.ctx = GenerateParams(steps=2, guidance_scale=1.0), tiny_pipe, None
+    gen.params, gen.pipe, gen.ctx, gen.mode = GenerateParams(steps=2, guidance_scale=1.0), tiny_pipe, None, "free"
     gen.prepare(Reference(ref, np.zeros((133, 2), np.float32), np.zeros(133, np.float32),
                           np.zeros((64, 64), bool)), 64, 64)
     lat_frames = tiny_pipe.generate_clip(gen.ctx, pose, render_track_maps(tracks, visible, origin, (64, 64), (64, 64)),

@@ -45,6 +45,18 @@ Retarget = Annotated[bool, typer.Option("--retarget/--no-retarget", help=_G["ret
 Output = Annotated[Optional[Path], typer.Option("-o", "--output", help="output mp4 [default: <video stem>.fgbg.mp4]")]
 Crf = Annotated[int, typer.Option("--crf", help=_O["crf"])]
 Audio = Annotated[bool, typer.Option("--audio/--no-audio", help=_O["audio"])]
+# where batch work runs (fgbg.engines): prepare, batch
+Engine = Annotated[str, typer.Option("--engine", help="local (this process) | ray (worker actors on a "
+                                                      "Ray cluster; pip install 'fgbg[ray]')")]
+Address = Annotated[Optional[str], typer.Option("--address", help="with --engine ray: the cluster to join "
+                                                                  "(HOST:6379, or auto) [default: "
+                                                                  "$RAY_ADDRESS, else a local one]")]
+Workers = Annotated[Optional[int], typer.Option("--workers", help="with --engine ray: worker processes "
+                                                                  "[default: one per CPU, or per GPU "
+                                                                  "share]")]
+GpusPerWorker = Annotated[float, typer.Option("--gpus-per-worker", help="with --engine ray: the GPU share "
+                                                                        "each worker gets (0: CPU "
+                                                                        "workers; 0.5: two per GPU)")]
 
 STAGES = ("ref", "pose", "segment", "track-bg", "generate", "stitch")
 
@@ -112,6 +124,10 @@ Dtype = Annotated[str, typer.Option("--dtype", help=_G["dtype"])]
 LowMemory = Annotated[bool, typer.Option("--low-memory", help=_G["low_memory"])]
 Offload = Annotated[bool, typer.Option("--offload", help=_G["offload"])]
 PipelineDir = Annotated[str, typer.Option("--pipeline", help=_G["pipeline"])]
+Background = Annotated[str, typer.Option("--background", help=_G["background"])]
+AnchorSteps = Annotated[float, typer.Option("--anchor-steps", help=_G["anchor_steps"])]
+InitFrom = Annotated[str, typer.Option("--init", help=_G["init"])]
+Strength = Annotated[float, typer.Option("--strength", help=_G["strength"])]
 
 
 # ---- option groups: each stage's options, defined once -----------------------------------------
@@ -133,7 +149,10 @@ GENERATE_OPTIONS = (Opt("backend", GenBackend, "auto"),
                     Opt("retarget", Retarget, True), Opt("steps", Steps, GenerateParams.steps),
                     Opt("guidance_scale", Guidance, GenerateParams.guidance_scale),
                     Opt("dtype", Dtype, GenerateParams.dtype), Opt("low_memory", LowMemory, False),
-                    Opt("offload", Offload, False), Opt("pipeline", PipelineDir, ""))
+                    Opt("offload", Offload, False), Opt("pipeline", PipelineDir, ""),
+                    Opt("background", Background, GenerateParams.background),
+                    Opt("anchor_steps", AnchorSteps, GenerateParams.anchor_steps),
+                    Opt("init", InitFrom, GenerateParams.init), Opt("strength", Strength, GenerateParams.strength))
 STITCH_OPTIONS = (Opt("crf", Crf, StitchParams.crf), Opt("audio", Audio, True))
 ORDER = ("pose", "segment", "track", "generate", "stitch")  # the order options are checked in
 GROUPS = {"pose": POSE_OPTIONS, "segment": SEGMENT_OPTIONS, "track": TRACK_OPTIONS,
@@ -164,7 +183,7 @@ def _build(group: str, v: dict):
     if group == "generate":
         return _gen_params(v["backend"], v["clip_length"], v["seed"], v["width"], v["height"], v["retarget"],
                            v["steps"], v["guidance_scale"], v["dtype"], v["low_memory"], v["offload"],
-                           v["pipeline"])
+                           v["pipeline"], v["background"], v["anchor_steps"], v["init"], v["strength"])
     return _stitch_params(v["crf"], v["audio"])
 
 
@@ -260,7 +279,9 @@ def _seg_params(seg_backend: str, sam_variant: str,
 
 def _gen_params(backend, clip_length, seed, width, height, retarget, steps=GenerateParams.steps,
                 guidance_scale=GenerateParams.guidance_scale, dtype=GenerateParams.dtype,
-                low_memory=False, offload=False, pipeline="") -> GenerateParams:
+                low_memory=False, offload=False, pipeline="", background=GenerateParams.background,
+                anchor_steps=GenerateParams.anchor_steps, init=GenerateParams.init,
+                strength=GenerateParams.strength) -> GenerateParams:
     if steps < 1:
         raise InputError(f"--steps {steps} is too few", cause="denoising needs at least one step",
                          hint="use --steps 25")
@@ -278,4 +299,5 @@ def _gen_params(backend, clip_length, seed, width, height, retarget, steps=Gener
     return GenerateParams(backend=backend, clip_length=clip_length, seed=seed, width=width,
                           height=height, retarget=retarget, steps=steps, guidance_scale=guidance_scale,
                           dtype=dtype, low_memory=low_memory, offload=offload,
-                          pipeline=str(Path(pipeline).resolve()) if pipeline else "")
+                          pipeline=str(Path(pipeline).resolve()) if pipeline else "",
+                          background=background, anchor_steps=anchor_steps, init=init, strength=strength)

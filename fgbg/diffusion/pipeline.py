@@ -71,6 +71,31 @@ class VideoContext:
     width: int
 
 
+@dataclass
+class Anchor:
+    """Anchored background (ours, not the paper's: blended latent diffusion / RePaint style).
+
+    At the start and after each of the first `share` of the denoising steps, the latents where
+    `keep` is 1 are replaced by `latents` (the clip's moved background plate, encoded by this
+    pipeline's VAE) noised with the clip's own noise to the level the latents have then (clean
+    after the last step); where `keep` is 0 (the person's region, feathered) the model is free.
+    After those steps the model refines the whole frame; with share 1 the background is the plate.
+    latents (1, C, F, h, w) scaled like the pipeline's latents; keep (1, 1, F, h, w) in [0, 1]."""
+
+    latents: torch.Tensor
+    keep: torch.Tensor
+    share: float = 0.5
+
+
+@dataclass
+class Init:
+    """SDEdit start (ours): denoising starts from `latents` (1, C, F, h, w) noised to `strength`
+    (1: pure noise, the usual start; 0: the latents themselves) instead of from pure noise."""
+
+    latents: torch.Tensor
+    strength: float = 0.6
+
+
 def _check_finite(x: torch.Tensor, what: str) -> None:
     """Raise NonFiniteError when x holds NaN or infinity: a NaN latent decodes to black frames,
     which must never pass as a result."""
@@ -244,17 +269,37 @@ class FgbgPipeline(DiffusionPipeline):
     @torch.no_grad()
     def denoise_clip(self, ctx: VideoContext, features: torch.Tensor, prev_frame: np.ndarray | None,
                      generator: torch.Generator, num_inference_steps: int = 25,
-                     guidance_scale: float = 3.5, low_memory: bool = False, progress=None) -> torch.Tensor:
+                     guidance_scale: float = 3.5, low_memory: bool = False, progress=None,
+                     anchor: Anchor | None = None, init: Init | None = None) -> torch.Tensor:
         frames = features.shape[2]
         h, w = ctx.height // self.vae_scale_factor, ctx.width // self.vae_scale_factor
-        latents = self._noise((1, 4, frames, h, w), generator) * self.scheduler.init_noise_sigma
+        noise = self._noise((1, 4, frames, h, w), generator)
+        latents = noise * self.scheduler.init_noise_sigma
         condition = self.condition_for(prev_frame, frames, ctx.height, ctx.width)
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-        steps = len(self.scheduler.timesteps)
-        for i, t in enumerate(self.scheduler.timesteps):
+        timesteps = self.scheduler.timesteps
+        if init is not None:  # SDEdit: skip the first (1 - strength) of the schedule
+            skip = min(len(timesteps) - 1, int(round(len(timesteps) * (1.0 - init.strength))))
+            timesteps = timesteps[skip:]
+            latents = self.scheduler.add_noise(init.latents.to(noise), noise, timesteps[:1])
+        anchored = 0 if anchor is None else int(round(anchor.share * len(timesteps)))
+        if anchor is not None:
+            plate, keep = anchor.latents.to(noise), anchor.keep.to(noise)
+        steps = len(timesteps)
+
+        def hold(latents, i):
+            """The background at the noise level the latents have after i steps (clean after the last)."""
+            known = plate if i >= steps else self.scheduler.add_noise(plate, noise, timesteps[i].reshape(1))
+            return keep * known + (1 - keep) * latents
+
+        if anchored:
+            latents = hold(latents, 0)
+        for i, t in enumerate(timesteps):
             x = self.scheduler.scale_model_input(latents, t)
             pred = self._predict(ctx, x, t, features, condition, guidance_scale, low_memory)
             latents = self.scheduler.step(pred, t, latents).prev_sample
+            if i < anchored:
+                latents = hold(latents, i + 1)
             _check_finite(latents, f"the latents after denoising step {i + 1} of {steps}")
             if progress is not None:
                 progress(1)
@@ -273,13 +318,21 @@ class FgbgPipeline(DiffusionPipeline):
 
     def generate_clip(self, ctx: VideoContext, pose_maps: np.ndarray, track_maps, prev_frame, seed: int,
                       num_inference_steps: int = 25, guidance_scale: float = 3.5,
-                      low_memory: bool = False, progress=None) -> np.ndarray:
-        """One clip, uint8 frames out. Clip c of a video is made with seed `seed + c`."""
+                      low_memory: bool = False, progress=None, anchor: Anchor | None = None,
+                      init: Init | None = None) -> np.ndarray:
+        """One clip, uint8 frames out. Clip c of a video is made with seed `seed + c`; `anchor`
+        holds the background to the moved plate, `init` starts from given latents (SDEdit)."""
         feats = self.encode_conditions(pose_maps, track_maps)
         gen = torch.Generator().manual_seed(int(seed))
         latents = self.denoise_clip(ctx, feats, prev_frame, gen, num_inference_steps, guidance_scale,
-                                    low_memory, progress)
+                                    low_memory, progress, anchor=anchor, init=init)
         return self.decode_latents(latents)
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """(F, H, W, 3) uint8 at the clip's size -> (1, C, F, h, w) latents, in VAE chunks."""
+        lat = self._images_to_latents(self._to_unit(frames, frames.shape[1], frames.shape[2]))
+        return lat.permute(1, 0, 2, 3)[None].to(self.unet.device, self.unet.dtype)
 
     @torch.no_grad()
     def _window_video(self, ctx, pose_maps, track_maps, seed, steps, guidance_scale, clip_length,

@@ -47,6 +47,9 @@ def check(job: Job) -> None:
 
 
 DIFFUSION_ONLY = ("steps", "guidance_scale", "dtype", "low_memory", "offload", "pipeline")
+# added after the first release of the key: left out of other backends' keys altogether, so their
+# cached results stay valid
+DIFFUSION_ONLY_NEW = ("background", "anchor_steps", "init", "strength")
 
 
 def keyed_params(p: GenerateParams, backend: str) -> GenerateParams:
@@ -64,9 +67,17 @@ def record(job: Job):
     ref_rec = reference_stage.record(job)
     name, models = resolve("generate", job.generate.backend, job.generate)
     w, h = generation_canvas(job, name)
-    key = make_key(NAME, VERSION, keyed_params(job.generate, name), {},
+    keyed = dataclasses.asdict(keyed_params(job.generate, name))
+    if name != "diffusion":
+        for f in DIFFUSION_ONLY_NEW:
+            keyed.pop(f)
+    else:  # what `auto` resolves to is the work done
+        from ..backends.generate.diffusion import background_mode
+
+        keyed["background"] = background_mode(job.generate)
+    key = make_key(NAME, VERSION, None, {},
                    {"pose": pose_rec.key, "track-bg": track_rec.key, "ref": ref_rec.key}, models,
-                   extra={"backend": name, "canvas": [w, h], "overlap": OVERLAP})
+                   extra={**keyed, "backend": name, "canvas": [w, h], "overlap": OVERLAP})
     wd = job.workdir
     if (NAME, key) in job._done:
         return job._done[(NAME, key)]
@@ -150,7 +161,8 @@ def record(job: Job):
     rec = wd.commit(NAME, partial, key, {"backend": name, "clips": len(plan.clips)})
     job._done[(NAME, key)] = rec
     status = "resumed" if done_before else "ran"
-    detail = f"{name}, {len(plan.clips)} clips" + (f", {done_before} reused" if done_before else "")
+    mode = f", {keyed['background']} background" if name == "diffusion" else ""
+    detail = f"{name}{mode}, {len(plan.clips)} clips" + (f", {done_before} reused" if done_before else "")
     job.report.add(StageRow(NAME, status, timer.seconds, str(rec.folder / "clips"), detail))
     return rec
 

@@ -11,6 +11,19 @@ Sizes (our choice where the user gives none): the model needs multiples of 64 pi
 keeps the driving video's aspect with its long side at most MAX_SIDE (AnimateAnyone's 768), and the
 stitch stage scales the frames back to the video's size. An explicit --width/--height that does not
 fit is an error before anything loads.
+
+Anchored background and SDEdit start (ours, not the paper's: the paper trains its track encoder;
+these make any weights follow the driving video's background, a converted AnimateAnyone pipeline
+included, whose track encoder starts at zero):
+- the moved plate per frame is the warp generator's (the photo with the person inpainted away,
+  moved by the similarity fitted to the tracks; a similarity, not a homography: the plate is one
+  flat photo and ~32 sparse tracks, some on moving objects, overfit a homography's 8 degrees of
+  freedom, while the similarity's 4 survive RANSAC with few inliers), encoded by the pipeline's
+  own VAE;
+- the person's region per frame is where the warp generator puts the retargeted person (its
+  moved alpha), grown by PERSON_MARGIN of the shorter side, taken to latent resolution by max
+  pooling (any covered pixel counts) and feathered by FEATHER_LATENT latent pixels outward;
+- `--init warp` starts from the warp preview itself (`fgbg.diffusion.pipeline.Init`).
 """
 
 from __future__ import annotations
@@ -25,6 +38,8 @@ from ...errors import InputError, ModelError
 from ..base import ClipInputs, Reference
 
 MAX_SIDE = 768
+PERSON_MARGIN = 0.03  # the person's region grows by this share of the shorter side (pixels)
+FEATHER_LATENT = 1.0  # sigma, in latent pixels, of the region's feathered outer border
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
@@ -124,6 +139,7 @@ def check(params, num_frames: int) -> None:
     """Checks that need only the pipeline's config files (nothing is loaded)."""
     from importlib.util import find_spec  # asked, not imported: a cached run must stay instant
 
+    check_background(params)
     if find_spec("torch") is None or find_spec("diffusers") is None:
         raise InputError("the diffusion generator needs torch and diffusers",
                          cause="they are not installed in this environment",
@@ -144,6 +160,80 @@ def check(params, num_frames: int) -> None:
                          hint=f"use --clip-length {min(24, longest)} (AnimateAnyone's) or at most {longest}")
 
 
+def background_mode(params) -> str:
+    """--background resolved: auto is anchored for a pipeline whose track encoder was never trained
+    (the converter records it zero-initialised, and no training record says otherwise), free for
+    one trained with tracks (fgbg_pipeline.json) or of unknown history."""
+    mode = getattr(params, "background", "auto")
+    if mode != "auto":
+        return mode
+    folder = pipeline_dir(params)
+    try:
+        manifest = json.loads((folder / "fgbg_manifest.json").read_text())
+    except (OSError, ValueError):
+        return "free"
+    untrained = "track_encoder" in manifest.get("new_zero_initialised", [])
+    return "anchored" if untrained and not (folder / "fgbg_pipeline.json").is_file() else "free"
+
+
+def check_background(params) -> None:
+    """Bad --background / --anchor-steps / --init / --strength, named before anything loads."""
+    if params.background not in ("auto", "anchored", "free"):
+        raise InputError(f"--background {params.background} is unknown", cause="auto, anchored or free",
+                         hint="use --background anchored (the photo's background, moved by the tracks) "
+                              "or free")
+    if not 0.0 <= params.anchor_steps <= 1.0:
+        raise InputError(f"--anchor-steps {params.anchor_steps} is out of range",
+                         cause="it is a share of the denoising steps, from 0 to 1",
+                         hint="use --anchor-steps 0.5")
+    if params.init not in ("noise", "warp"):
+        raise InputError(f"--init {params.init} is unknown", cause="noise or warp",
+                         hint="use --init warp --strength 0.6 to refine the warp preview")
+    if not 0.0 < params.strength <= 1.0:
+        raise InputError(f"--strength {params.strength} is out of range",
+                         cause="it is the noise level the preview is started from, above 0 and at most 1",
+                         hint="use --strength 0.6 (lower keeps more of the preview)")
+
+
+def person_keep(alpha: np.ndarray, factor: int, margin_px: int):
+    """Person alpha (F, H, W) float in [0, 1] -> keep (1, 1, F, H/factor, W/factor) float32 torch:
+    0 on the person's region (grown by margin_px, any latent pixel it touches), 1 on the
+    background, a feathered ramp outward between them."""
+    import cv2
+    import torch
+    import torch.nn.functional as F
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1, 2 * margin_px + 1))
+    grown = np.stack([cv2.dilate((a > 0.05).astype(np.uint8), k) for a in alpha]).astype(np.float32)
+    region = F.max_pool2d(torch.from_numpy(grown)[:, None], factor)  # (F, 1, h, w)
+    radius = max(1, int(round(3 * FEATHER_LATENT)))
+    xs = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-xs ** 2 / (2 * FEATHER_LATENT ** 2))
+    g = g / g.sum()
+    soft = F.conv2d(F.pad(region, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    soft = F.conv2d(F.pad(soft, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
+    region = torch.maximum(region, (soft * 2).clamp(max=1))  # the ramp lies outside the region
+    return (1 - region).permute(1, 0, 2, 3)[None]
+
+
+def warp_conditions(pipe, warp, clip: ClipInputs, params, mode: str):
+    """The anchor (or None) and the SDEdit start (or None) of one clip, from the warp generator
+    `warp` (prepared on the same reference and canvas)."""
+    from ...diffusion.pipeline import Anchor, Init
+
+    layers = [warp.render_layers(clip.keypoints[t], clip.scores[t], clip.tracks[t], clip.visible[t],
+                                 clip.tracks_origin) for t in range(len(clip.keypoints))]
+    anchor = init = None
+    if mode == "anchored":
+        plate = pipe.encode_frames(np.stack([b for _, b, _ in layers]))
+        margin = max(1, int(round(PERSON_MARGIN * min(warp.width, warp.height))))
+        keep = person_keep(np.stack([a for _, _, a in layers]), pipe.vae_scale_factor, margin)
+        anchor = Anchor(plate, keep, params.anchor_steps)
+    if params.init == "warp":
+        init = Init(pipe.encode_frames(np.stack([f for f, _, _ in layers])), params.strength)
+    return anchor, init
+
+
 class DiffusionGenerator:
     name = "diffusion"
 
@@ -156,6 +246,9 @@ class DiffusionGenerator:
         quiet_diffusers()
 
         self.params = params
+        check_background(params)
+        self.mode = background_mode(params)
+        self.warp = None
         folder = pipeline_dir(params)
         dtype_name = params.dtype if params.dtype != "auto" else ("fp16" if device.startswith("cuda") else "fp32")
         if dtype_name not in DTYPES:
@@ -181,6 +274,12 @@ class DiffusionGenerator:
     def prepare(self, ref: Reference, width: int, height: int) -> None:
         self.size = (width, height)
         self.ctx = self.pipe.encode_reference(ref.image, height, width)
+        self.warp = None
+        if self.mode == "anchored" or self.params.init == "warp":
+            from .warp import WarpGenerator
+
+            self.warp = WarpGenerator(self.params)
+            self.warp.prepare(ref, width, height)
 
     def generate_clip(self, clip: ClipInputs) -> np.ndarray:
         from ...diffusion.track_maps import render_track_maps
@@ -188,9 +287,12 @@ class DiffusionGenerator:
         w, h = self.size
         maps = render_track_maps(clip.tracks, clip.visible, clip.tracks_origin, (w, h), (w, h))
         p = self.params
+        anchor = init = None
+        if self.warp is not None:
+            anchor, init = warp_conditions(self.pipe, self.warp, clip, p, self.mode)
         return self.pipe.generate_clip(self.ctx, clip.pose_maps, maps, clip.prev_frame, clip.seed,
                                        num_inference_steps=p.steps, guidance_scale=p.guidance_scale,
-                                       low_memory=p.low_memory)
+                                       low_memory=p.low_memory, anchor=anchor, init=init)
 
     def close(self) -> None:
         if self.ctx is not None:

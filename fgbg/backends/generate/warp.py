@@ -289,6 +289,12 @@ class WarpGenerator:
     def render(self, keypoints, scores, tracks, visible, origin) -> np.ndarray:
         """One frame: keypoints (133, 2), scores (133,), tracks (N, 2), visible (N,), origin (N, 2)
         -> (H, W, 3) uint8."""
+        return self.render_layers(keypoints, scores, tracks, visible, origin)[0]
+
+    def render_layers(self, keypoints, scores, tracks, visible, origin):
+        """One frame and its two layers: -> (frame (H, W, 3) uint8, background (H, W, 3) uint8: the
+        plate moved by the tracks' camera, person alpha (H, W) float32 in [0, 1]: where the moved
+        person covers it). The anchored diffusion generator reads the last two."""
         w, h = self.width, self.height
         cam = None
         if len(origin):
@@ -299,6 +305,8 @@ class WarpGenerator:
         else:
             canvas = cv2.warpAffine(self.plate, cam, (w, h), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        background = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+        alpha = np.zeros((h, w), np.float32)
         moves = self.part_transforms(keypoints, scores)
         for layer in self.layers:
             m = moves[layer.spec.name].astype(np.float64)
@@ -319,4 +327,6 @@ class WarpGenerator:
             roi = canvas[y0:y1, x0:x1]
             roi *= 1.0 - warped[..., 3:]
             roi += warped[..., :3]
-        return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+            a = alpha[y0:y1, x0:x1]
+            a += (1.0 - a) * warped[..., 3]
+        return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), background, alpha
