@@ -193,3 +193,25 @@ def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path)
     assert r.returncode == 0 and "cached" in r.stderr and "anchored background" not in r.stderr.split("cached")[0]
     r = fgbg(*common, "--background", "fixed", env=env)
     assert r.returncode == 2 and "error: --background fixed is unknown" in r.stderr
+
+
+def test_eval_scores_the_anchored_and_refine_variants(tmp_path, tiny, scene):
+    import cv2
+
+    from fgbg.artifacts import write_prepared
+    from fgbg.evaluation.runner import evaluate
+
+    ref, clip = scene
+    n = len(clip.keypoints)
+    w = _warp(ref)
+    frames = np.stack([w.render(clip.keypoints[t], clip.scores[t], clip.tracks[t], clip.visible[t], clip.tracks_origin)
+                       for t in range(n)])
+    masks = np.stack([cv2.resize(ref.mask.astype(np.uint8), (S, S)) > 0] * n)
+    write_prepared(tmp_path / "ds" / "videos" / "v", frames, clip.keypoints, clip.scores, masks, clip.tracks,
+                   clip.visible, clip.tracks_origin, {"source": "test"})
+    res = evaluate(tiny, tmp_path / "ds", ["full", "anchored", "refine", "anchored-no-tracks"], clip_length=4,
+                   steps=2, guidance=1.0)
+    rows = res["variants"]
+    assert {"full", "anchored", "refine", "anchored-no-tracks"} <= set(rows) and not res.get("failed")
+    assert all(np.isfinite(rows[v]["ssim"]) for v in ("anchored", "refine"))
+    assert rows["anchored"]["l1"] != rows["full"]["l1"]  # the variant changes the output

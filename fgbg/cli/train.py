@@ -52,7 +52,7 @@ def train(config: Annotated[Path, typer.Argument(help="TOML training config (see
 def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a folder written by `fgbg prepare`")],
              pipeline: Annotated[Optional[Path], typer.Option("--pipeline", help="pipeline folder (default: as generate --backend diffusion)")] = None,
              out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.json, results.md, per_clip.png")] = Path("eval"),
-             variants: Annotated[str, typer.Option("--variants", help="comma-separated: full, no-tracks, no-cond, no-reinject, window (AnimateAnyone's overlapping context windows instead of clip chaining)")] = "full,no-tracks,no-cond,no-reinject",
+             variants: Annotated[str, typer.Option("--variants", help="comma-separated: full, no-tracks, no-cond, no-reinject, window (AnimateAnyone's overlapping context windows instead of clip chaining), anchored (background held to the first frame's moved plate), refine (started from the warp preview), anchored-no-tracks")] = "full,no-tracks,no-cond,no-reinject",
              clip_length: Annotated[int, typer.Option("--clip-length")] = 8,
              steps: Annotated[int, typer.Option("--steps")] = 10,
              guidance_scale: Annotated[float, typer.Option("--guidance-scale")] = 3.5,

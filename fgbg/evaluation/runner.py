@@ -25,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window")
+VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window", "anchored", "refine",
+            "anchored-no-tracks")
+# anchored: the background held to the first frame's plate moved by the tracks' camera (half the
+# steps, fgbg.backends.generate.diffusion); refine: every clip started from the warp preview
+# (strength 0.6); anchored-no-tracks: anchored with the track maps zeroed (the model has no track
+# signal: what a converted AnimateAnyone pipeline gets)
+WARP_VARIANTS = {"anchored": dict(background="anchored", anchor_steps=0.5),
+                 "refine": dict(background="free", init="warp", strength=0.6),
+                 "anchored-no-tracks": dict(background="anchored", anchor_steps=0.5)}
 DEFAULT_VARIANTS = VARIANTS[:4]
 
 
@@ -54,8 +62,19 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
     size = scene.frames.shape[1]
     pose = draw_pose_maps(scene.keypoints[:n], scene.scores[:n], size, size)
     tracks = render_track_maps(scene.tracks[:n], scene.visible[:n], scene.origin, (size, size), (size, size))
-    if variant == "no-tracks":
+    if variant in ("no-tracks", "anchored-no-tracks"):
         tracks = np.zeros_like(tracks)
+    warp = params = None
+    if variant in WARP_VARIANTS:
+        from ..backends.base import ClipInputs, Reference
+        from ..backends.generate.diffusion import warp_conditions
+        from ..backends.generate.warp import WarpGenerator
+        from ..params import GenerateParams
+
+        params = GenerateParams(backend="diffusion", **WARP_VARIANTS[variant])
+        warp = WarpGenerator(params)
+        warp.prepare(Reference(np.array(scene.frames[0]), scene.keypoints[0], scene.scores[0],
+                               np.asarray(scene.masks[0]).astype(bool)), size, size)
     ref = np.array(scene.frames[0])  # a writable copy (prepared frames are memory-mapped read-only)
     if variant == "window":
         frames = pipe(ref, pose, tracks, height=size, width=size, clip_length=clip_length,
@@ -68,8 +87,15 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
         if variant == "no-reinject" and prev is not None:
             ctx.reference.clear()
             ctx = pipe.encode_reference(prev, size, size)
+        anchor = init = None
+        if warp is not None:
+            clip = ClipInputs(keypoints=scene.keypoints[a:b], scores=scene.scores[a:b], pose_maps=pose[a:b],
+                              tracks=scene.tracks[a:b], visible=scene.visible[a:b], tracks_origin=scene.origin,
+                              prev_frame=prev, seed=seed + c)
+            anchor, init = warp_conditions(pipe, warp, clip, params, params.background)
         frames = pipe.generate_clip(ctx, pose[a:b], tracks[a:b], None if variant == "no-cond" else prev,
-                                    seed + c, num_inference_steps=steps, guidance_scale=guidance)
+                                    seed + c, num_inference_steps=steps, guidance_scale=guidance,
+                                    anchor=anchor, init=init)
         prev = frames[-1]
         parts.append(frames if c == 0 else frames[1:])
     ctx.reference.clear()
