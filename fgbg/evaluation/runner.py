@@ -129,9 +129,11 @@ def score(scene, generated: np.ndarray, starts: list[int], pose_estimator=None, 
         out["pck_real"] = M.pck(kp[:, body], kp_ref, sc_ref, size, scores=sc[:, body])
     queries = _queries(scene, n)
     if len(queries):
+        # the tracks seen within the first n frames (all of them unless --frames cuts the video)
+        seen = scene.visible[:n].any(0)
         tracks, visible = (tracker or LKQueryTracker()).track_queries(generated, queries, masks)
-        out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n], scene.visible[:n],
-                                                            masks)
+        out["bg_track_error_px"] = M.background_track_error(tracks, visible, scene.tracks[:n][:, seen],
+                                                            scene.visible[:n][:, seen], masks)
     out["seam_jump"] = M.seam_jump(generated, starts[1:]) if len(starts) > 1 else float("nan")
     ranges = [(s, (starts[i + 1] if i + 1 < len(starts) else n)) for i, s in enumerate(starts)]
     out["colour_drift"] = M.colour_drift(generated, np.asarray(scene.frames[0]), masks, ranges,
