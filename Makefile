@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO   ?= .fgbg-demo
 
-.PHONY: demo test test-slow bench bench-backends bench-diffusion gpu-check train-demo install clean
+.PHONY: demo test test-slow test-ray test-app bench bench-backends bench-diffusion bench-scale gpu-check train-demo install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,39 @@ demo: $(STAMP)
 		-w $(DEMO)/work -o $(DEMO)/out.mp4
 
 test: $(TSTAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-slow: $(TSTAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+# the Ray engine (prepare/batch --engine ray) on a local Ray cluster the tests start and stop
+RSTAMP := $(VENV)/.installed-ray
+$(RSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	@touch $@
+
+test-ray: $(RSTAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m ray tests/test_ray.py
+
+# the web page (fgbg app) in headless Chromium and through gradio_client: gradio + selenium from
+# PyPI, Debian's chromium + chromium-driver (installed when root and missing; no browser download);
+# the screenshot lands in tests/out/app.png
+ASTAMP := $(VENV)/.installed-app
+$(ASTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[app-test]'
+	@touch $@
+
+test-app: $(ASTAMP)
+	@if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "test-app: the browser test needs chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi; \
+	fi
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m app tests/app
+
+# prepare throughput: local engine against Ray with 2 workers, and Ray's overhead per video
+bench-scale: $(RSTAMP)
+	$(BIN)/python bench/bench_scale.py
 
 # with the full install (make test's): the cached rerun must stay instant with every backend installed
 bench: $(TSTAMP)

@@ -105,7 +105,17 @@ def build(kind: str, name: str, params, device: str = "auto"):
     """Construct a backend by (resolved) name. Constructing never downloads.
 
     Backends that load a model take `device` (the run's one choice, see fgbg.devices); the
-    weight-free ones take only their params."""
+    weight-free ones take only their params. Inside `fgbg.backends.pool.reuse()` a backend built
+    before with the same arguments is handed out again (reset for a new video)."""
+    from . import pool
+
+    if pool.active() is not None:
+        return pool.active().get(pool.pool_key(kind, name, params, device),
+                                 lambda: _construct(kind, name, params, device))
+    return _construct(kind, name, params, device)
+
+
+def _construct(kind: str, name: str, params, device: str):
     import inspect
 
     module, cls = REGISTRY[kind][name].target.split(":")
@@ -119,7 +129,12 @@ def build(kind: str, name: str, params, device: str = "auto"):
 
 def release(backend) -> None:
     """Free a backend's native resources (mediapipe graphs, GPU memory) before the next stage
-    loads its own: one model in memory at a time."""
+    loads its own: one model in memory at a time. A backend kept by `fgbg.backends.pool.reuse()`
+    stays loaded (the pool closes it when it needs the room, or at the end)."""
+    from . import pool
+
+    if pool.active() is not None and pool.active().put_back(backend):
+        return
     close = getattr(backend, "close", None)
     if close is not None:
         close()

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InputError
-from .common import Device, Quiet, Verbose, guarded
+from .common import Address, Device, Engine, GpusPerWorker, Quiet, Verbose, Workers, guarded
 
 
 @guarded
@@ -30,10 +30,13 @@ def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, s
                                                              "frame is scaled to cover it, centre-cropped)")] = 128,
             keep_work: Annotated[bool, typer.Option("--keep-work", help="keep each video's stage cache "
                                                                         "under <dataset>/work/")] = False,
+            engine: Engine = "local", address: Address = None, workers: Workers = None,
+            gpus_per_worker: GpusPerWorker = 0.0,
             device: Device = "auto", verbose: Verbose = False, quiet: Quiet = False):
     """Preprocess every video (pose, segment, track-bg) into training samples: frames, pose, masks and
     background tracks at SIZE x SIZE. Resumable: finished videos are skipped on a rerun. A video that
-    fails is recorded in <dataset>/failed-<i>-of-<N>.json and the others go on; the exit code is then 1."""
+    fails is recorded in <dataset>/failed-<i>-of-<N>.json and the others go on; the exit code is then 1.
+    With --engine ray the videos are spread over the workers of a Ray cluster."""
     from ..training.prepare import format_summary, parse_shard
     from ..training.prepare import prepare as run_prepare
     from ..report import Reporter
@@ -41,7 +44,8 @@ def prepare(videos_dir: Annotated[Path, typer.Argument(help="folder of videos, s
     i, n = parse_shard(shard)
     report = Reporter(verbose=verbose, quiet=quiet)
     summary = run_prepare(videos_dir, dataset_dir, shard=(i, n), size=size, report=report,
-                          device=device, keep_work=keep_work)
+                          device=device, keep_work=keep_work, engine=engine, address=address,
+                          workers=workers, gpus_per_worker=gpus_per_worker)
     if not quiet or summary["failed"]:
         print(format_summary(summary), file=sys.stderr)
     if summary["failed"]:

@@ -30,6 +30,10 @@ run, `[]` when none failed) and the next starts; a rerun retries failed and miss
 `index-<i>-of-<n>.jsonl` has one line (the meta) per finished video of the shard, so machines
 write disjoint files; `load_index(dataset_dir)` merges them. The stage cache of a finished video is
 deleted unless keep_work (it holds pose maps at the video's processing size: bulky).
+
+The videos still to do go in batches of up to BATCH through `prepare_batch`, stage by stage (each
+stage's model built once per batch, one model held at a time), in this process (`engine="local"`)
+or on Ray worker actors (`engine="ray"`, fgbg.engines): the same code, the same bytes.
 """
 
 from __future__ import annotations
@@ -39,12 +43,11 @@ import json
 import re
 import shutil
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FgbgError, InputError, StageError
+from ..errors import InputError, StageError
 
 EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
@@ -164,46 +167,131 @@ def _write_sample(job, recs: dict, out: Path, size: int, meta: dict) -> dict:
     return meta
 
 
-def _prepare_one(path: Path, rel: str, vid: str, dataset_dir: Path, size: int, device: str,
-                 keep_work: bool) -> dict:
+STAGES = ("pose", "segment", "track-bg")  # run in this order over a batch of videos
+STEPS = STAGES + ("sample",)  # what a video's progress counts
+BATCH = 8  # videos a process takes at a time: each stage's model is loaded once per batch
+
+
+def _open_video(item: dict, dataset_dir: Path, device: str):
+    """The job of one video (probed: a file that is no video fails here), its work dir locked."""
     from ..report import Reporter
-    from ..stages import pose, segment, track
     from ..stages.base import Job
     from ..video import probe
     from ..workdir import Workdir
 
-    info = probe(path)
-    work = dataset_dir / "work" / vid
-    job = Job(video=info, workdir=Workdir(work), report=Reporter(quiet=True), device=device)
+    info = probe(Path(item["path"]))
+    job = Job(video=info, workdir=Workdir(dataset_dir / "work" / item["id"]),
+              report=Reporter(quiet=True), device=device)
+    job.workdir.acquire()
+    return job
+
+
+def _run_stage(job, stage: str):
+    from ..stages import pose, segment, track
+
+    return {"pose": pose.record, "segment": segment.record, "track-bg": track.record}[stage](job)
+
+
+def _finish_video(job, item: dict, recs: dict, dataset_dir: Path, size: int) -> dict:
+    """Write the sample of a video whose stages are done and move it into videos/ (atomic)."""
+    info, vid = job.video, item["id"]
     final = dataset_dir / "videos" / vid
-    tmp = work / "sample.tmp"  # outside videos/: a loader never sees a half-written sample
-    with job.workdir:
-        recs = {"pose": pose.record(job), "segment": segment.record(job), "track-bg": track.record(job)}
+    tmp = job.workdir.root / "sample.tmp"  # outside videos/: a loader never sees a half-written sample
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a process killed while writing it
+    meta = {"id": vid, "source": item["rel"], "path": str(Path(item["path"]).resolve()),
+            "fps": info.fps, "width": info.width, "height": info.height, "rotation": info.rotation,
+            "codec": info.codec}
+    try:
+        meta = _write_sample(job, recs, tmp, size, meta)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        meta = {"id": vid, "source": rel, "path": str(Path(path).resolve()), "fps": info.fps,
-                "width": info.width, "height": info.height, "rotation": info.rotation,
-                "codec": info.codec}
-        try:
-            meta = _write_sample(job, recs, tmp, size, meta)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        shutil.rmtree(final, ignore_errors=True)  # a folder without meta.json is not a sample
-        tmp.rename(final)
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(final, ignore_errors=True)  # a folder without meta.json is not a sample
+    tmp.rename(final)
     return meta
 
 
+def prepare_batch(items: list[dict], dataset_dir: str, size: int, keep_work: bool,
+                  device: str = "auto"):
+    """Prepare a batch of videos ({id, path, rel} each) stage by stage: every video's pose, then
+    every video's masks, then tracks, then the samples. With fgbg.backends.pool.reuse() around it
+    (both engines, see fgbg.engines) each stage's model is built once for the batch and one model
+    is held at a time. The same code for the local engine and for every Ray worker.
+
+    Yields events: ("step", id, stage) after each stage of a video, then ("done", id, {meta,
+    seconds}) or ("failed", id, {what, cause, traceback, seconds}); one bad video never stops the
+    others. Each video's work dir (dataset/work/<id>/) is locked while the batch holds it."""
+    from ..engines import failure
+
+    dataset_dir = Path(dataset_dir)
+    jobs, recs, seconds = {}, {}, {}
+
+    def timed(vid, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            seconds[vid] = seconds.get(vid, 0.0) + time.perf_counter() - start
+
+    def failed(vid, exc):
+        job = jobs.pop(vid, None)
+        if job is not None:
+            job.workdir.release()
+        return "failed", vid, {**failure(exc), "seconds": seconds.get(vid, 0.0)}
+
+    try:
+        for item in items:
+            try:
+                jobs[item["id"]] = timed(item["id"], _open_video, item, dataset_dir, device)
+                recs[item["id"]] = {}
+            except Exception as exc:  # one bad video never stops the batch (Ctrl-C still does)
+                yield failed(item["id"], exc)
+        for stage in STAGES:
+            for item in items:
+                vid = item["id"]
+                if vid not in jobs:
+                    continue
+                try:
+                    recs[vid][stage] = timed(vid, _run_stage, jobs[vid], stage)
+                except Exception as exc:
+                    yield failed(vid, exc)
+                    continue
+                yield "step", vid, stage
+        for item in items:
+            vid = item["id"]
+            if vid not in jobs:
+                continue
+            try:
+                meta = timed(vid, _finish_video, jobs[vid], item, recs[vid], dataset_dir, size)
+            except Exception as exc:
+                yield failed(vid, exc)
+                continue
+            job = jobs.pop(vid)
+            job.workdir.release()
+            if not keep_work:
+                shutil.rmtree(job.workdir.root, ignore_errors=True)
+            yield "done", vid, {"meta": meta, "seconds": seconds[vid]}
+    finally:  # a generator closed early (Ctrl-C, the consumer gone) frees its locks
+        for job in jobs.values():
+            job.workdir.release()
+
+
 def prepare(videos_dir: Path, dataset_dir: Path, shard=(0, 1), size: int = 128, report=None,
-            device: str = "auto", keep_work: bool = False) -> dict:
+            device: str = "auto", keep_work: bool = False, engine: str = "local",
+            address: str | None = None, workers: int | None = None,
+            gpus_per_worker: float = 0.0) -> dict:
     """Prepare shard (i, n) of the videos -> summary {dataset, shard, videos, done: [id],
-    skipped: [id], failed: [{id, path, what, cause}]}."""
+    skipped: [id], failed: [{id, path, what, cause}], seconds: {id: time its work took}}.
+    engine "local" works in this process; "ray" on Ray worker actors (fgbg.engines: address,
+    workers, gpus_per_worker)."""
     from ..devices import check_device
+    from ..engines import check_engine, run_items
     from ..report import Reporter
 
     i, n = check_shard(tuple(shard))
     check_device(device)
+    check_engine(engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                 device=device)
     report = report or Reporter(quiet=True)
     videos_dir, dataset_dir = Path(videos_dir), Path(dataset_dir)
     if not videos_dir.is_dir():
@@ -222,37 +310,50 @@ def prepare(videos_dir: Path, dataset_dir: Path, shard=(0, 1), size: int = 128, 
     tag = f"{i}-of-{n}"
     index_path, failed_path = dataset_dir / f"index-{tag}.jsonl", dataset_dir / f"failed-{tag}.json"
     summary = {"dataset": str(dataset_dir), "shard": [i, n], "videos": len(mine), "done": [],
-               "skipped": [], "failed": []}
-    metas = []
+               "skipped": [], "failed": [], "seconds": {}}  # seconds: id -> time spent on it
+    position, metas, todo = {}, {}, []
     for k, (path, rel) in enumerate(mine, 1):
         vid = video_id(rel)
+        position[vid] = k
         meta = _read_meta(dataset_dir / "videos" / vid)
         if meta is not None:
             summary["skipped"].append(vid)
-            metas.append(meta)
+            metas[vid] = meta
             report.debug(f"[{k}/{len(mine)}] {rel}: already prepared")
             continue
-        start = time.perf_counter()
-        try:
-            meta = _prepare_one(path, rel, vid, dataset_dir, size, device, keep_work)
-        except Exception as exc:  # one bad video never stops the batch (Ctrl-C still does)
-            if isinstance(exc, FgbgError):
-                what, cause = exc.what, exc.cause
-            else:
-                what = f"{type(exc).__name__}: {exc}"
-                cause = "an unexpected error inside fgbg or a library it uses (rerun with -v)"
-            if report.verbose:
-                report.debug(traceback.format_exc())
-            summary["failed"].append({"id": vid, "path": rel, "what": what, "cause": cause})
-            _write_json(failed_path, summary["failed"])
-            report.warn(f"[{k}/{len(mine)}] {rel}: failed: {what}")
-            continue
-        metas.append(meta)
-        summary["done"].append(vid)
-        with open(index_path, "a") as f:  # progress is visible while the shard runs
-            f.write(json.dumps(meta, sort_keys=True) + "\n")
-        report.info(f"[{k}/{len(mine)}] {rel}: {meta['frames']} frames "
-                    f"({time.perf_counter() - start:.1f}s)")
+        todo.append({"id": vid, "path": str(Path(path).resolve()), "rel": rel, "ids": [vid]})
+    rel_of = {it["id"]: it["rel"] for it in todo}
+    steps = {}
+    kwargs = {"dataset_dir": str(dataset_dir.resolve()), "size": size, "keep_work": keep_work}
+    events = run_items("fgbg.training.prepare:prepare_batch", todo, kwargs, engine=engine,
+                       device=device, report=report, batch=BATCH, address=address,
+                       workers=workers, gpus_per_worker=gpus_per_worker)
+    with report.progress(f"prepare ({engine})", len(todo)) as advance:
+        for kind, vid, payload in events:
+            k, rel = position[vid], rel_of[vid]
+            if kind == "step":
+                steps[vid] = steps.get(vid, 0) + 1
+                advance(1 / len(STEPS))
+                continue
+            advance(1 - steps.get(vid, 0) / len(STEPS))
+            summary["seconds"][vid] = round(payload.get("seconds", 0.0), 3)
+            if kind == "failed":
+                if report.verbose and payload.get("traceback"):
+                    report.debug(payload["traceback"])
+                summary["failed"].append({"id": vid, "path": rel, "what": payload["what"],
+                                          "cause": payload["cause"]})
+                summary["failed"].sort(key=lambda f: position[f["id"]])
+                _write_json(failed_path, summary["failed"])
+                report.warn(f"[{k}/{len(mine)}] {rel}: failed: {payload['what']}")
+                continue
+            meta = payload["meta"]
+            metas[vid] = meta
+            summary["done"].append(vid)
+            with open(index_path, "a") as f:  # progress is visible while the shard runs
+                f.write(json.dumps(meta, sort_keys=True) + "\n")
+            report.info(f"[{k}/{len(mine)}] {rel}: {meta['frames']} frames ({payload['seconds']:.1f}s)")
+    summary["done"].sort(key=position.get)
+    metas = [metas[vid] for vid in sorted(metas, key=position.get)]
     _write_json(index_path, metas, lines=True)  # complete and in order, finished earlier or now
     _write_json(failed_path, summary["failed"])
     return summary
