@@ -62,6 +62,9 @@ class TrackParams:
     """most tracks started over a whole video, re-seeds included (the N of tracks.npz)"""
     chunk: int = 32
     """frames decoded and processed at a time"""
+    camera: str = ""
+    """the background's motion from a camera path instead of tracking: static | pan:DX,DY |
+    zoom:RATE | shake:AMP[,HZ] (pixels and frames of the driving video; empty: track the video)"""
 
 
 @dataclass(frozen=True)

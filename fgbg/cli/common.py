@@ -36,6 +36,7 @@ SamVariant = Annotated[str, typer.Option("--sam-variant", help=_S["sam_variant"]
 Sam2Variant = Annotated[str, typer.Option("--sam2-variant", help=_S["sam2_variant"])]
 Tracker = Annotated[str, typer.Option("--tracker", help=_T["backend"])]
 NumPoints = Annotated[int, typer.Option("--num-points", help=_T["num_points"])]
+Camera = Annotated[str, typer.Option("--camera", help=_T["camera"])]
 GenBackend = Annotated[str, typer.Option("--backend", help=_G["backend"])]
 ClipLength = Annotated[int, typer.Option("--clip-length", help=_G["clip_length"])]
 Seed = Annotated[int, typer.Option("--seed", help=_G["seed"])]
@@ -142,7 +143,8 @@ POSE_OPTIONS = (Opt("pose_backend", PoseBackend, "auto"),)
 SEGMENT_OPTIONS = (Opt("seg_backend", SegBackend, "auto"),
                    Opt("sam_variant", SamVariant, SegmentParams.sam_variant),
                    Opt("sam2_variant", Sam2Variant, SegmentParams.sam2_variant))
-TRACK_OPTIONS = (Opt("tracker", Tracker, "auto"), Opt("num_points", NumPoints, TrackParams.num_points))
+TRACK_OPTIONS = (Opt("tracker", Tracker, "auto"), Opt("num_points", NumPoints, TrackParams.num_points),
+                 Opt("camera", Camera, TrackParams.camera))
 GENERATE_OPTIONS = (Opt("backend", GenBackend, "auto"),
                     Opt("clip_length", ClipLength, GenerateParams.clip_length),
                     Opt("seed", Seed, GenerateParams.seed), Opt("width", Width, 0), Opt("height", Height, 0),
@@ -179,7 +181,7 @@ def _build(group: str, v: dict):
     if group == "segment":
         return _seg_params(v["seg_backend"], v["sam_variant"], v["sam2_variant"])
     if group == "track":
-        return _track_params(v["tracker"], v["num_points"])
+        return _track_params(v["tracker"], v["num_points"], v["camera"])
     if group == "generate":
         return _gen_params(v["backend"], v["clip_length"], v["seed"], v["width"], v["height"], v["retarget"],
                            v["steps"], v["guidance_scale"], v["dtype"], v["low_memory"], v["offload"],
@@ -252,12 +254,16 @@ def _stitch_params(crf: int, audio: bool) -> StitchParams:
     return StitchParams(crf=crf, audio=audio)
 
 
-def _track_params(tracker: str, num_points: int) -> TrackParams:
+def _track_params(tracker: str, num_points: int, camera: str = "") -> TrackParams:
     if not 5 <= num_points <= 50:
         raise InputError(f"--num-points {num_points} is out of range",
                          cause="the method uses 5 to 50 background tracks",
                          hint="use --num-points 32 (any value from 5 to 50)")
-    return TrackParams(backend=tracker, num_points=num_points)
+    if camera:
+        from ..camera import parse
+
+        parse(camera)  # a bad spec is named before any work
+    return TrackParams(backend=tracker, num_points=num_points, camera=camera)
 
 
 def _seg_params(seg_backend: str, sam_variant: str,

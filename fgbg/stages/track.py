@@ -10,6 +10,7 @@ from .. import artifacts
 from ..backends import build, release, resolve
 from ..video import read_frames
 from . import segment as segment_stage
+from ..params import to_dict
 from .base import Job, ensure, make_key
 
 NAME = "track-bg"
@@ -36,11 +37,15 @@ def run(job: Job) -> artifacts.Tracks:
 
 
 def record(job: Job):
+    if job.track.camera:
+        return _camera_record(job)
     seg_rec = segment_stage.record(job)
     name, models = resolve("track", job.track.backend)
     tsize = track_size(job.proc_size)
-    key = make_key(NAME, VERSION, job.track, {"video": job.video_hash()}, {"segment": seg_rec.key},
-                   models, extra={"backend": name, "proc_size": job.proc_size,
+    params = to_dict(job.track)
+    params.pop("camera")  # added later: left out when unused, so existing caches stay valid
+    key = make_key(NAME, VERSION, None, {"video": job.video_hash()}, {"segment": seg_rec.key},
+                   models, extra={**params, "backend": name, "proc_size": job.proc_size,
                                   **({"track_size": list(tsize)} if tsize != job.proc_size else {})})
 
     def build_tracks(tmp: Path) -> dict:
@@ -80,5 +85,24 @@ def record(job: Job):
         vis = tr.visible.sum(1)
         return {"backend": name,
                 "summary": f"{name}, {tr.tracks.shape[1]} tracks, {vis.min()}-{vis.max()} visible per frame"}
+
+    return ensure(job, NAME, key, build_tracks, "tracks.npz")
+
+
+def _camera_record(job: Job):
+    """--camera: the tracks of a parametric camera path (fgbg.camera), no tracking, no masks."""
+    from .. import camera
+
+    camera.parse(job.track.camera)
+    v = job.video
+    key = make_key(NAME, VERSION, None, {"video": job.video_hash()}, {},
+                   {}, extra={"camera": job.track.camera, "num_points": job.track.num_points,
+                              "frames": v.num_frames, "size": [v.width, v.height], "fps": v.fps})
+
+    def build_tracks(tmp: Path) -> dict:
+        tracks, visible, queries = camera.camera_tracks(job.track.camera, v.num_frames, v.width, v.height,
+                                                        v.fps, job.track.num_points)
+        artifacts.save_tracks(tmp / "tracks.npz", artifacts.Tracks(tracks, visible, queries, (v.width, v.height)))
+        return {"backend": "camera", "summary": f"camera {job.track.camera}, {tracks.shape[1]} points"}
 
     return ensure(job, NAME, key, build_tracks, "tracks.npz")
