@@ -1,7 +1,7 @@
 """A local torch.hub directory holding the CoTracker code, for the tests (no weights).
 
 The `cotracker` package (upstream v3.0.0) is not on PyPI under its own name; it is vendored in the
-`autosegmentor==3.0.1` wheel (see ../shared/docs/ENVIRONMENT.md, CoTracker row). That wheel is
+`autosegmentor==3.0.1` wheel (see docs/ENVIRONMENT.md, CoTracker row). That wheel is
 never installed (it would overwrite sam2): it is downloaded once with pip, checked against a pinned
 sha256, and only its `cotracker/` folder is extracted, beside a small `hubconf.py` of our own that
 exposes `cotracker3_offline(pretrained=False)` built the way upstream's hubconf builds it.

@@ -1,6 +1,6 @@
 """Our networks with the tiny Moore-AnimateAnyone weights reproduce Moore's own outputs.
 
-Reference data: ../shared/fixtures/animateanyone (one denoising step of Moore's code, fp32 and
+Reference data: tests/fixtures/animateanyone (one denoising step of Moore's code, fp32 and
 fp64). Measured here: pose features 1.8e-6, banks <= 3.3e-6, noise prediction 1.7e-6 (with the
 fp16 bank rounding Moore applies) / 1.2e-5 (without it), CFG batch 2.2e-6, guided 6.7e-6.
 Tolerances: 1e-5 where we reproduce the fp16 rounding, 1e-4 (the issue's bound) where not.
