@@ -241,7 +241,7 @@ def generate(ref_image, pose: artifacts.Pose, tracks: artifacts.Tracks,
     clip c uses seed + c (the same clip plan as the generate stage)."""
     from .canvas import to_canvas
     from .pose.draw import draw_pose_maps
-    from .stages.generate import OVERLAP
+    from .stages.generate import OVERLAP, check_params
     from .tracks import track_origins
 
     num_frames = len(pose.keypoints)
@@ -249,10 +249,7 @@ def generate(ref_image, pose: artifacts.Pose, tracks: artifacts.Tracks,
         raise InputError(f"the pose has {num_frames} frames, the tracks {tracks.tracks.shape[0]}",
                          cause="pose and tracks must come from the same video",
                          hint="connect the pose and the tracks of one driving video")
-    if params.clip_length < 2:
-        raise InputError(f"clip length {params.clip_length} is too short",
-                         cause="a clip continues from one frame of the previous clip, so it needs >= 2",
-                         hint="use a clip length of 16 (or any value >= 2)")
+    check_params(params)
     name, models = resolve("generate", params.backend, params)
     w, h = canvas_size(params, pose.frame_size, num_frames)
     ref = prepare_reference(ref_image, w, h, pose_params, segment_params, device)

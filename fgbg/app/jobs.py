@@ -34,12 +34,9 @@ OnProgress = Callable[[float, str], None]  # (fraction of the whole job 0..1, wh
 
 def app_dir() -> Path:
     """$FGBG_APP_DIR, else $XDG_CACHE_HOME/fgbg/app, else ~/.cache/fgbg/app."""
-    env = os.environ.get("FGBG_APP_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "fgbg" / "app"
+    from ..store.files import cache_dir
+
+    return cache_dir("app", "FGBG_APP_DIR")
 
 
 def ensure_sample(root: Path):

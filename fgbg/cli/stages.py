@@ -23,6 +23,16 @@ def _write_preview(job, stage: str) -> None:
     job.report.info(f"preview: {path}")
 
 
+def _one_stage(job, stage, name: str, main_output: str, preview: bool) -> None:
+    """Run one preprocessing stage (cached), its preview if asked, the summary; print its output."""
+    with job.workdir:
+        rec = stage.record(job)
+        if preview:
+            _write_preview(job, name)
+    job.report.summary()
+    print(rec.folder / main_output)
+
+
 def _default_output(video: Path) -> Path:
     return Path(f"{Path(video).stem}.fgbg.mp4")
 
@@ -38,12 +48,7 @@ def extract_pose(video: Video, workdir: Workdir = None, preview: Preview = False
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["pose"] if force else [],
                device=device, **opts.job_kwargs())
-    with job.workdir:
-        rec = stage.record(job)
-        if preview:
-            _write_preview(job, "pose")
-    job.report.summary()
-    print(rec.folder / "pose.npz")
+    _one_stage(job, stage, "pose", "pose.npz", preview)
 
 
 @app.command("segment")
@@ -57,12 +62,7 @@ def segment(video: Video, workdir: Workdir = None, preview: Preview = False, for
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["segment"] if force else [],
                device=device, **opts.job_kwargs())
-    with job.workdir:
-        rec = stage.record(job)
-        if preview:
-            _write_preview(job, "segment")
-    job.report.summary()
-    print(rec.folder / "masks")
+    _one_stage(job, stage, "segment", "masks", preview)
 
 
 @app.command("track-bg")
@@ -76,12 +76,7 @@ def track_bg(video: Video, workdir: Workdir = None, preview: Preview = False, fo
 
     job = _job(video, workdir, verbose=verbose, quiet=quiet, force=["track-bg"] if force else [],
                device=device, **opts.job_kwargs())
-    with job.workdir:
-        rec = stage.record(job)
-        if preview:
-            _write_preview(job, "track-bg")
-    job.report.summary()
-    print(rec.folder / "tracks.npz")
+    _one_stage(job, stage, "track-bg", "tracks.npz", preview)
 
 
 @app.command("generate")

@@ -35,7 +35,11 @@ OVERLAP = 1  # clip c > 0 starts on the last frame of clip c-1 (PAPER.md, condit
 
 
 def check(job: Job) -> None:
-    p = job.generate
+    check_params(job.generate)
+
+
+def check_params(p: GenerateParams) -> None:
+    """The generate options that need no video or model (the stage, and fgbg.inmemory)."""
     if p.clip_length < 2:
         raise InputError(f"--clip-length {p.clip_length} is too short",
                          cause="a clip continues from one frame of the previous clip, so it needs >= 2",

@@ -49,15 +49,20 @@ class ArtifactCheck:
 # ----------------------------------------------------------------------------- locating things
 
 
-def models_dir() -> Path:
-    """$FGBG_MODELS, else $XDG_CACHE_HOME/fgbg/models, else ~/.cache/fgbg/models."""
-    env = os.environ.get("FGBG_MODELS")
+def cache_dir(name: str, env_var: str) -> Path:
+    """$env_var, else $XDG_CACHE_HOME/fgbg/<name>, else ~/.cache/fgbg/<name>."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     # the XDG spec says a relative value is invalid and must be ignored
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "fgbg" / "models"
+    return base / "fgbg" / name
+
+
+def models_dir() -> Path:
+    """$FGBG_MODELS, else $XDG_CACHE_HOME/fgbg/models, else ~/.cache/fgbg/models."""
+    return cache_dir("models", "FGBG_MODELS")
 
 
 # ----------------------------------------------------------------------------- hashing
