@@ -31,10 +31,16 @@ SIZES = {
 
 
 def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float32,
-                   device: str | torch.device = "cpu", perturb_zero_init: bool = False, vae=None):
+                   device: str | torch.device = "cpu", perturb_zero_init: bool = False, vae=None,
+                   unet: dict | None = None):
     """A pipeline with random weights (seeded). `perturb_zero_init` gives the zero-initialised
     layers (encoder outputs, extra conv_in channels, motion proj_out) small random values so that
-    every path contributes (tests of the conditioning plumbing)."""
+    every path contributes (tests of the conditioning plumbing).
+
+    `vae`: None (a random AutoencoderKL of the size, 4 latent channels), "taef2" (the shipped
+    TAEF2 weights, fgbg.diffusion.taef2: 8x, 32 latent channels), "taef2-random" (its layout with
+    random weights, for tests), or a model. The UNets are built for the autoencoder's latent width
+    C: C noisy + C conditioning + 1 mask channels in, C out. `unet` overrides UNet config fields."""
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -45,15 +51,25 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
 
     quiet_diffusers()
     unet_kw, motion_kw, vae_kw, clip_kw, enc_kw = SIZES[size]
+    unet_kw = {**unet_kw, **(unet or {})}
     n = len(vae_kw["block_out_channels"])
     torch.manual_seed(seed)
+    if vae == "taef2":
+        from .taef2 import TinyAutoencoder
+
+        vae = TinyAutoencoder.shipped()
     with torch.device(device):
         if vae is None:  # else: a trained VAE given (the demo model's)
             vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * n,
                                 up_block_types=("UpDecoderBlock2D",) * n, **vae_kw)
+        elif vae == "taef2-random":
+            from .taef2 import TinyAutoencoder
+
+            vae = TinyAutoencoder()
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_kw))
-        reference_net = ReferenceNet(**unet_kw)
-        unet = VideoUNet(**unet_kw, **motion_kw)
+        c = int(vae.config.latent_channels)
+        reference_net = ReferenceNet(**unet_kw, in_channels=c)
+        unet = VideoUNet(**unet_kw, **motion_kw, in_channels=c, out_channels=c, condition_channels=c + 1)
         c0 = unet_kw["block_out_channels"][0]
         # the encoders downsample as much as the VAE does (one stride-2 conv per VAE level)
         levels = len(vae.config.block_out_channels)
@@ -67,7 +83,7 @@ def build_pipeline(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch
             for enc in (pose_encoder, track_encoder):
                 enc.conv_out.weight.copy_(torch.randn(enc.conv_out.weight.shape, generator=g) * 0.05)
             w = unet.conv_in.weight
-            w[:, 4:] = torch.randn(w[:, 4:].shape, generator=g) * 0.1
+            w[:, c:] = torch.randn(w[:, c:].shape, generator=g) * 0.1
     pipe = FgbgPipeline(vae=vae, image_encoder=image_encoder, reference_net=reference_net, unet=unet,
                         pose_encoder=pose_encoder, track_encoder=track_encoder, scheduler=make_scheduler())
     for m in (vae, image_encoder, reference_net, unet, pose_encoder, track_encoder):

@@ -196,6 +196,7 @@ def convert_animateanyone(paths: dict, out_dir, *, motion_num_attention_heads: i
         motion=_torch_load(paths["motion_module"]) if paths.get("motion_module") else None,
         pose=_torch_load(paths["pose_guider"]))
     vae = AutoencoderKL.from_pretrained(Path(paths["vae"]), local_files_only=True)
+    n = int(vae.config.latent_channels)
     image_encoder = CLIPVisionModelWithProjection.from_pretrained(Path(paths["image_encoder"]),
                                                                   local_files_only=True)
     pipe = FgbgPipeline(vae=vae, image_encoder=image_encoder, reference_net=reference, unet=video,
@@ -210,7 +211,7 @@ def convert_animateanyone(paths: dict, out_dir, *, motion_num_attention_heads: i
     files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     manifest = {"kind": "animateanyone", "sources": {k: str(v) for k, v in paths.items()},
                 "mapped": counts, "files": files,
-                "new_zero_initialised": ["track_encoder", "unet.conv_in.weight[:, 4:9]"]}
+                "new_zero_initialised": ["track_encoder", f"unet.conv_in.weight[:, {n}:{2 * n + 1}]"]}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     old = out_dir.with_name(out_dir.name + ".old")
     if out_dir.exists():

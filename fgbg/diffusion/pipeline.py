@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
+from diffusers import DDIMScheduler, DiffusionPipeline
 from torch.nn import functional as F
 
 from ..errors import InputError, NonFiniteError
 from .attention import ReferenceState
+from . import taef2 as _taef2  # noqa: F401  (registers TinyAutoencoder: model_index.json names it)
 from .encoders import ConditionEncoder
 from .unets import ReferenceNet, VideoUNet
 
@@ -111,7 +112,7 @@ def _check_finite(x: torch.Tensor, what: str) -> None:
 class FgbgPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->reference_net->pose_encoder->track_encoder->unet->vae"
 
-    def __init__(self, vae: AutoencoderKL, image_encoder, reference_net: ReferenceNet, unet: VideoUNet,
+    def __init__(self, vae, image_encoder, reference_net: ReferenceNet, unet: VideoUNet,
                  pose_encoder: ConditionEncoder, track_encoder: ConditionEncoder,
                  scheduler: DDIMScheduler):
         super().__init__()
@@ -119,6 +120,16 @@ class FgbgPipeline(DiffusionPipeline):
                               unet=unet, pose_encoder=pose_encoder, track_encoder=track_encoder,
                               scheduler=scheduler)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        # the latent width comes from the autoencoder: 4 for an SD VAE (AutoencoderKL, converted
+        # AnimateAnyone), 32 for TAEF2 (fgbg.diffusion.taef2.TinyAutoencoder, the demo model)
+        self.latent_channels = c = int(vae.config.latent_channels)
+        widths = {"unet in_channels": unet.config.in_channels, "unet out_channels": unet.config.out_channels,
+                  "unet condition_channels - 1": unet.config.condition_channels - 1,
+                  "reference_net in_channels": reference_net.config.in_channels}
+        wrong = {k: v for k, v in widths.items() if v != c}
+        if wrong:
+            raise ValueError(f"the VAE has {c} latent channels but " + ", ".join(
+                f"{k} is {v}" for k, v in wrong.items()) + ": build the UNets for this autoencoder")
         for enc in (pose_encoder, track_encoder):
             factor = 2 ** (len(enc.config.block_out_channels) - 1)
             if factor != self.vae_scale_factor:
@@ -196,7 +207,7 @@ class FgbgPipeline(DiffusionPipeline):
         return (x - mean) / std
 
     def _images_to_latents(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, 4, h, w) scaled latents (posterior mean), in chunks."""
+        """(N, 3, H, W) in [0, 1] -> (N, C, h, w) scaled latents (posterior mean), in chunks."""
         out = []
         for i in range(0, len(images), self.vae_chunk):
             x = images[i:i + self.vae_chunk].to(self.vae.device, self.vae.dtype) * 2 - 1
@@ -257,13 +268,14 @@ class FgbgPipeline(DiffusionPipeline):
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(self.unet.device, self.unet.dtype)
 
     def condition_for(self, prev_frame: np.ndarray | None, num_frames: int, height: int, width: int):
-        """(1, 5, F, h, w): [VAE latent of the previous clip's last frame ; mask] at frame 0."""
+        """(1, C + 1, F, h, w): [VAE latent of the previous clip's last frame ; mask] at frame 0."""
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
-        cond = torch.zeros(1, 5, num_frames, h, w, device=self.unet.device, dtype=self.unet.dtype)
+        c = self.latent_channels
+        cond = torch.zeros(1, c + 1, num_frames, h, w, device=self.unet.device, dtype=self.unet.dtype)
         if prev_frame is not None:
             lat = self._images_to_latents(self._to_unit(prev_frame[None], height, width))
-            cond[0, :4, 0] = lat[0].to(cond.dtype)
-            cond[0, 4, 0] = 1
+            cond[0, :c, 0] = lat[0].to(cond.dtype)
+            cond[0, c, 0] = 1
         return cond
 
     @torch.no_grad()
@@ -273,7 +285,7 @@ class FgbgPipeline(DiffusionPipeline):
                      anchor: Anchor | None = None, init: Init | None = None) -> torch.Tensor:
         frames = features.shape[2]
         h, w = ctx.height // self.vae_scale_factor, ctx.width // self.vae_scale_factor
-        noise = self._noise((1, 4, frames, h, w), generator)
+        noise = self._noise((1, self.latent_channels, frames, h, w), generator)
         latents = noise * self.scheduler.init_noise_sigma
         condition = self.condition_for(prev_frame, frames, ctx.height, ctx.width)
         self.scheduler.set_timesteps(num_inference_steps, device=latents.device)
@@ -307,7 +319,7 @@ class FgbgPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """(1, 4, F, h, w) -> (F, H, W, 3) uint8, in chunks of frames."""
+        """(1, C, F, h, w) -> (F, H, W, 3) uint8, in chunks of frames."""
         flat = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor
         out = []
         for i in range(0, len(flat), self.vae_chunk):
@@ -340,7 +352,7 @@ class FgbgPipeline(DiffusionPipeline):
         n = len(pose_maps)
         feats = self.encode_conditions(pose_maps, track_maps)
         h, w = ctx.height // self.vae_scale_factor, ctx.width // self.vae_scale_factor
-        latents = self._noise((1, 4, n, h, w), torch.Generator().manual_seed(int(seed)))
+        latents = self._noise((1, self.latent_channels, n, h, w), torch.Generator().manual_seed(int(seed)))
         latents = latents * self.scheduler.init_noise_sigma
         windows = plan_clips(n, clip_length, overlap) if n > clip_length else [(0, n)]
         self.scheduler.set_timesteps(steps, device=latents.device)
@@ -349,7 +361,8 @@ class FgbgPipeline(DiffusionPipeline):
             total = torch.zeros_like(latents)
             count = torch.zeros(1, 1, n, 1, 1, device=latents.device, dtype=latents.dtype)
             for a, b in windows:
-                cond = torch.zeros(1, 5, b - a, h, w, device=latents.device, dtype=latents.dtype)
+                cond = torch.zeros(1, self.latent_channels + 1, b - a, h, w, device=latents.device,
+                                   dtype=latents.dtype)
                 total[:, :, a:b] += self._predict(ctx, x[:, :, a:b], t, feats[:, :, a:b], cond,
                                                   guidance_scale, low_memory)
                 count[:, :, a:b] += 1
@@ -365,7 +378,7 @@ class FgbgPipeline(DiffusionPipeline):
                  output_type: str = "np", long_video: str = "concat", context_overlap: int = 4,
                  low_memory: bool = False):
         """Returns frames: (F, H, W, 3) uint8 ('np'), a list of PIL images ('pil'), or the
-        latents ('latent': one (1, 4, F_clip, h, w) tensor per clip, or one for 'window')."""
+        latents ('latent': one (1, C, F_clip, h, w) tensor per clip, or one for 'window')."""
         height = height or np.asarray(pose_maps).shape[1]
         width = width or np.asarray(pose_maps).shape[2]
         # 1. check inputs

@@ -35,6 +35,10 @@ class TrainConfig:
     sample_steps: int = 10
     log_every: int = 10
     fixed_batch: bool = False  # every step sees batch 0 (tests: the loss must fall)
+    # encode every frame of the datasets once with the frozen VAE (at `resolution`) and read the
+    # latents from there: the same numbers as encoding per step, without the per-step VAE cost
+    precompute_latents: bool = False
+    latent_cache: str = ""  # where those latents go ("": <output_dir>/latents)
 
     def check(self) -> "TrainConfig":
         def bad(what, cause, hint):

@@ -161,6 +161,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
     size = cfg.resolution
     sf = vae.config.scaling_factor
     rank, world = accelerator.process_index, accelerator.num_processes
+    cache = None
+    if cfg.precompute_latents:
+        cache = latent_cache(videos, vae, size, Path(cfg.latent_cache or out / "latents"), log=log)
     total = cfg.batch_size * world  # the global batch of one step
     mine = range(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
     for step in range(start, cfg.max_steps):
@@ -178,12 +181,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + draw)
         with accelerator.accumulate(model):
             with torch.no_grad():
-                target = torch.from_numpy(b["target"]).to(dev).permute(0, 1, 4, 2, 3).float() / 255
-                bs, nf = target.shape[:2]
-                lat = vae.encode(target.flatten(0, 1) * 2 - 1).latent_dist.mean * sf
-                lat = lat.reshape(bs, nf, *lat.shape[1:]).permute(0, 2, 1, 3, 4)  # B 4 F h w
                 ref = torch.from_numpy(b["ref"]).to(dev).permute(0, 3, 1, 2).float() / 255
-                ref_lat = vae.encode(ref * 2 - 1).latent_dist.mean * sf
+                if cache is None:
+                    target = torch.from_numpy(b["target"]).to(dev).permute(0, 1, 4, 2, 3).float() / 255
+                    bs, nf = target.shape[:2]
+                    lat = vae.encode(target.flatten(0, 1) * 2 - 1).latent_dist.mean * sf
+                    ref_lat = vae.encode(ref * 2 - 1).latent_dist.mean * sf
+                else:
+                    rows = order[pos]
+                    bs, nf = len(rows), b["target"].shape[1]
+                    lat = torch.from_numpy(np.concatenate([
+                        cache[plan["video"][i]][plan["start"][i]:plan["start"][i] + nf] for i in rows])).to(dev)
+                    ref_lat = torch.from_numpy(np.stack([cache[plan["video"][i]][plan["ref"][i]]
+                                                         for i in rows])).to(dev)
+                lat = lat.reshape(bs, nf, *lat.shape[1:]).permute(0, 2, 1, 3, 4)  # B C F h w
                 embeds = clip(_clip_pixels(ref, clip.config.image_size)).image_embeds[:, None]
                 keep = torch.from_numpy(~b["drop_ref"]).to(dev)
                 embeds = embeds * keep[:, None, None]
@@ -192,10 +203,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
                 t = torch.randint(0, noise_sched.config.num_train_timesteps, (total,), generator=g)[idx].to(dev)
                 noisy = noise_sched.add_noise(lat, noise, t)
                 v_target = noise_sched.get_velocity(lat, noise, t)
-                cond = torch.zeros(bs, 5, nf, *lat.shape[-2:], device=dev)
+                c = lat.shape[1]
+                cond = torch.zeros(bs, c + 1, nf, *lat.shape[-2:], device=dev)
                 on = torch.from_numpy(b["cond"]).to(dev)
-                cond[on, :4, 0] = lat[on, :, 0]
-                cond[on, 4, 0] = 1
+                cond[on, :c, 0] = lat[on, :, 0]
+                cond[on, c, 0] = 1
                 pose = torch.from_numpy(b["pose"]).to(dev).permute(0, 4, 1, 2, 3).float() / 255
                 tracks = torch.from_numpy(b["tracks"]).to(dev).permute(0, 2, 1, 3, 4)
             pred = model(noisy, t, embeds, ref_lat, keep, cond, pose, tracks)
@@ -246,6 +258,42 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, log=print) -> P
         tmp.rename(final)
     accelerator.wait_for_everyone()  # every process returns once the pipeline is written
     return final
+
+
+@torch.no_grad()
+def latent_cache(videos, vae, size: int, folder: Path, *, chunk: int = 16, log=print) -> list[np.ndarray]:
+    """Every frame of every video, resized to `size` as render_batch does and encoded once by the
+    frozen VAE, as (F, C, h, w) float32 per video (memory-mapped .npy files in `folder`, one per
+    video, named by the video and the VAE's fingerprint, so another VAE or size never reads them).
+    A file is written to a temporary name and renamed: a killed run leaves no half file."""
+    import hashlib
+
+    from .data import _resize
+
+    params = torch.cat([p.detach().float().flatten()[:4096] for p in vae.parameters()])
+    config = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}  # not its path
+    fp = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()
+                        + params.cpu().numpy().tobytes()).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    sf = vae.config.scaling_factor
+    device = next(vae.parameters()).device
+    out, made, t0 = [], 0, time.perf_counter()
+    for v in videos:
+        content = hashlib.sha256(np.asarray(v.frames[[0, -1]]).tobytes()).hexdigest()[:8]
+        path = folder / f"{v.id.replace('/', '_')}-{content}-{size}-{fp}.npy"
+        if not path.is_file():
+            parts = []
+            for i in range(0, len(v.frames), chunk):
+                x = torch.from_numpy(np.array(_resize(v.frames[i:i + chunk], size))).permute(0, 3, 1, 2)
+                x = x.float() / 255
+                parts.append((vae.encode(x.to(device) * 2 - 1).latent_dist.mean * sf).float().cpu().numpy())
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, np.concatenate(parts))
+            tmp.rename(path)
+            made += 1
+        out.append(np.load(path, mmap_mode="r"))
+    log(f"latents: {len(videos)} videos in {folder} ({made} encoded, {time.perf_counter() - t0:.0f} s)")
+    return out
 
 
 def _clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:

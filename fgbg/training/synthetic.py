@@ -18,8 +18,13 @@ HOLDOUT_SEEDS = 900000
 
 
 def write_synthetic(out: Path, count: int, *, holdout: bool = False, size: int = 64, render: int = 128,
-                    frames: int = 24, first: int = 0) -> list[Path]:
-    """Scenes first..first+count-1 of the split into out/videos/<name>/ (skips finished ones)."""
+                    frames: int = 24, first: int = 0, mix: bool = False) -> list[Path]:
+    """Scenes first..first+count-1 of the split into out/videos/<name>/ (skips finished ones).
+
+    `mix` (the demo model v2's training set): every motion with every camera move (scene i has
+    the motion of preset i and the camera of preset i // 4, so 16 scenes hold all 8 pairs twice)
+    and 0..3 moving objects (i % 4), instead of each preset's own camera and the seed's objects;
+    the outfit, palette and motion details still come from the seed."""
     import cv2
 
     from ..tracks import track_origins
@@ -32,13 +37,21 @@ def write_synthetic(out: Path, count: int, *, holdout: bool = False, size: int =
     done = []
     for i in range(first, first + count):
         seed, preset = base + i, presets[i % len(presets)]
-        folder = Path(out) / "videos" / f"{'holdout' if holdout else 'train'}-{i:05d}-{preset}"
+        extra = {}
+        if mix:
+            from ..sample import scene as S
+
+            extra = dict(camera=PRESETS[presets[(i // len(presets)) % len(presets)]].camera,
+                         num_objects=i % 4)
+            assert extra["camera"] in S.CAMERAS
+        name = preset + (f"-{extra['camera']}-o{extra['num_objects']}" if mix else "")
+        folder = Path(out) / "videos" / f"{'holdout' if holdout else 'train'}-{i:05d}-{name}"
         if (folder / "meta.json").is_file():
             done.append(folder)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             paths = make_sample(Path(tmp), preset=preset, seed=seed, num_frames=frames, width=render,
-                                height=render, audio=False)
+                                height=render, audio=False, **extra)
             truth = np.load(paths.truth)
             video = np.concatenate(list(read_frames(probe(paths.driving), chunk=32)))
             ref = cv2.cvtColor(cv2.imread(str(paths.ref)), cv2.COLOR_BGR2RGB)
@@ -60,7 +73,7 @@ def write_synthetic(out: Path, count: int, *, holdout: bool = False, size: int =
         write_prepared(folder, np.stack([small(f) for f in video]), pix(truth["keypoints"]), truth["scores"],
                        masks, tracks, truth["visible"], origin,
                        {"source": "fgbg.sample", "preset": preset, "seed": int(seed), "split":
-                        "holdout" if holdout else "train", "size": size, "frames": frames,
+                        "holdout" if holdout else "train", "size": size, "frames": frames, **extra,
                         "ref_image": "ref.npy"})  # meta.json last: the scene is complete
         done.append(folder)
     return done

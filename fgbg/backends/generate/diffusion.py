@@ -110,13 +110,20 @@ def missing_hint() -> str:
             "then `fgbg models convert animateanyone`; or pass --pipeline PATH; or use --backend warp")
 
 
-def _max_side(params) -> int:
-    """Long side of automatic canvases: what the pipeline was trained at (fgbg_pipeline.json,
-    written by `fgbg train`), else AnimateAnyone's 768."""
+def training_record(folder) -> dict:
+    """fgbg_pipeline.json (written by `fgbg train`), or {} for a pipeline without one."""
     try:
-        info = json.loads((pipeline_dir(params) / "fgbg_pipeline.json").read_text())
-        return int(info["trained_resolution"])
-    except (OSError, ValueError, KeyError):
+        info = json.loads((Path(folder) / "fgbg_pipeline.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _max_side(params) -> int:
+    """Long side of automatic canvases: what the pipeline was trained at, else AnimateAnyone's 768."""
+    try:
+        return int(training_record(pipeline_dir(params))["trained_resolution"])
+    except (KeyError, TypeError, ValueError):
         return MAX_SIDE
 
 
@@ -234,6 +241,13 @@ def warp_conditions(pipe, warp, clip: ClipInputs, params, mode: str):
     return anchor, init
 
 
+def demo_summary(folder) -> str:
+    """'a 128 px model trained on synthetic scenes only', from the folder's training record."""
+    res = training_record(folder).get("trained_resolution")
+    size = f"a {res} px model" if res else "a small model"
+    return f"{size} trained on synthetic scenes only, not on people or real footage"
+
+
 class DiffusionGenerator:
     name = "diffusion"
 
@@ -261,7 +275,7 @@ class DiffusionGenerator:
         if folder.resolve() == DEMO_DIR.resolve():
             import sys
 
-            print("warning: using fgbg's built-in demo generator, a 64 px toy trained on synthetic scenes "
+            print(f"warning: using fgbg's built-in demo generator, {demo_summary(folder)} "
                   "(for real videos: fgbg models convert animateanyone, or --pipeline DIR)", file=sys.stderr)
         self.pipe = FgbgPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
         if params.offload and device.startswith("cuda"):
