@@ -106,6 +106,9 @@ class GenerateParams:
     --strength: the model keeps the photo's person and background and repairs the warp)"""
     strength: float = 0.6
     """diffusion, --init warp: noise level to start from (1: pure noise; lower keeps more of the preview)"""
+    background_image: str = ""
+    """a photo whose look becomes the background (fitted to the canvas like --ref); the person comes
+    from --ref, the motion from the tracks (empty: the --ref photo's own background)"""
 
 
 @dataclass(frozen=True)

@@ -269,17 +269,18 @@ def _read_frames_ffmpeg(info: VideoInfo, start: int, stop: int, chunk: int,
         proc.wait()
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A photo as (H, W, 3) uint8 RGB (alpha dropped onto white)."""
+def read_image(path: str | os.PathLike, kind: str = "reference image",
+               hint: str = "give a photo of the person as PNG or JPEG with --ref") -> np.ndarray:
+    """A photo as (H, W, 3) uint8 RGB (alpha dropped onto white). `kind` and `hint` name the
+    option it came from in the errors."""
     import cv2
 
     path = Path(path)
-    _check_file(path, "reference image")
+    _check_file(path, kind)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise InputError(f"cannot read reference image: {path}",
-                         cause="not a PNG/JPEG/WebP image (or the file is damaged)",
-                         hint="give a photo of the person as PNG or JPEG with --ref")
+        raise InputError(f"cannot read {kind}: {path}",
+                         cause="not a PNG/JPEG/WebP image (or the file is damaged)", hint=hint)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     elif img.shape[2] == 4:

@@ -78,6 +78,9 @@ class Reference:
     keypoints: np.ndarray
     scores: np.ndarray
     mask: np.ndarray
+    background: np.ndarray | None = None
+    """(H, W, 3) uint8: the background to move (--background-image); None: the photo's own, with
+    the person removed. When given, `image` is the person composited onto it."""
 
 
 @dataclass

@@ -129,6 +129,7 @@ Background = Annotated[str, typer.Option("--background", help=_G["background"])]
 AnchorSteps = Annotated[float, typer.Option("--anchor-steps", help=_G["anchor_steps"])]
 InitFrom = Annotated[str, typer.Option("--init", help=_G["init"])]
 Strength = Annotated[float, typer.Option("--strength", help=_G["strength"])]
+BackgroundImage = Annotated[str, typer.Option("--background-image", metavar="BG.png", help=_G["background_image"])]
 
 
 # ---- option groups: each stage's options, defined once -----------------------------------------
@@ -154,7 +155,8 @@ GENERATE_OPTIONS = (Opt("backend", GenBackend, "auto"),
                     Opt("offload", Offload, False), Opt("pipeline", PipelineDir, ""),
                     Opt("background", Background, GenerateParams.background),
                     Opt("anchor_steps", AnchorSteps, GenerateParams.anchor_steps),
-                    Opt("init", InitFrom, GenerateParams.init), Opt("strength", Strength, GenerateParams.strength))
+                    Opt("init", InitFrom, GenerateParams.init), Opt("strength", Strength, GenerateParams.strength),
+                    Opt("background_image", BackgroundImage, ""))
 STITCH_OPTIONS = (Opt("crf", Crf, StitchParams.crf), Opt("audio", Audio, True))
 ORDER = ("pose", "segment", "track", "generate", "stitch")  # the order options are checked in
 GROUPS = {"pose": POSE_OPTIONS, "segment": SEGMENT_OPTIONS, "track": TRACK_OPTIONS,
@@ -185,7 +187,8 @@ def _build(group: str, v: dict):
     if group == "generate":
         return _gen_params(v["backend"], v["clip_length"], v["seed"], v["width"], v["height"], v["retarget"],
                            v["steps"], v["guidance_scale"], v["dtype"], v["low_memory"], v["offload"],
-                           v["pipeline"], v["background"], v["anchor_steps"], v["init"], v["strength"])
+                           v["pipeline"], v["background"], v["anchor_steps"], v["init"], v["strength"],
+                           background_image=v["background_image"])
     return _stitch_params(v["crf"], v["audio"])
 
 
@@ -287,7 +290,7 @@ def _gen_params(backend, clip_length, seed, width, height, retarget, steps=Gener
                 guidance_scale=GenerateParams.guidance_scale, dtype=GenerateParams.dtype,
                 low_memory=False, offload=False, pipeline="", background=GenerateParams.background,
                 anchor_steps=GenerateParams.anchor_steps, init=GenerateParams.init,
-                strength=GenerateParams.strength) -> GenerateParams:
+                strength=GenerateParams.strength, background_image="") -> GenerateParams:
     if steps < 1:
         raise InputError(f"--steps {steps} is too few", cause="denoising needs at least one step",
                          hint="use --steps 25")
@@ -306,4 +309,5 @@ def _gen_params(backend, clip_length, seed, width, height, retarget, steps=Gener
                           height=height, retarget=retarget, steps=steps, guidance_scale=guidance_scale,
                           dtype=dtype, low_memory=low_memory, offload=offload,
                           pipeline=str(Path(pipeline).resolve()) if pipeline else "",
-                          background=background, anchor_steps=anchor_steps, init=init, strength=strength)
+                          background=background, anchor_steps=anchor_steps, init=init, strength=strength,
+                          background_image=str(Path(background_image).resolve()) if background_image else "")

@@ -48,14 +48,28 @@ def train(config: Annotated[Path, typer.Argument(help="TOML training config (see
         print(final)
 
 
+EVAL_STEPS, EVAL_GUIDANCE = 10, 3.5  # for pipelines that recommend nothing (AnimateAnyone's guidance)
+
+
+def eval_settings(folder, steps, guidance_scale) -> tuple[int, float]:
+    """--steps / --guidance-scale, or what the pipeline's training record recommends ("inference":
+    {"steps", "guidance_scale"}, written for the shipped demo model), else 10 and 3.5."""
+    from ..backends.generate.diffusion import training_record
+
+    rec = training_record(folder).get("inference") or {}
+    steps = steps if steps is not None else int(rec.get("steps", EVAL_STEPS))
+    guidance = guidance_scale if guidance_scale is not None else float(rec.get("guidance_scale", EVAL_GUIDANCE))
+    return steps, guidance
+
+
 @guarded
 def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a folder written by `fgbg prepare`")],
              pipeline: Annotated[Optional[Path], typer.Option("--pipeline", help="pipeline folder (default: as generate --backend diffusion)")] = None,
              out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.json, results.md, per_clip.png")] = Path("eval"),
              variants: Annotated[str, typer.Option("--variants", help="comma-separated: full, no-tracks, no-cond, no-reinject, window (AnimateAnyone's overlapping context windows instead of clip chaining), anchored (background held to the first frame's moved plate), refine (started from the warp preview), anchored-no-tracks")] = "full,no-tracks,no-cond,no-reinject",
              clip_length: Annotated[int, typer.Option("--clip-length")] = 8,
-             steps: Annotated[int, typer.Option("--steps")] = 10,
-             guidance_scale: Annotated[float, typer.Option("--guidance-scale")] = 3.5,
+             steps: Annotated[Optional[int], typer.Option("--steps", help="denoising steps per clip [default: the pipeline's recommended (fgbg_pipeline.json), else 10]", show_default=False)] = None,
+             guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="classifier-free guidance [default: the pipeline's recommended, else 3.5]", show_default=False)] = None,
              limit: Annotated[Optional[int], typer.Option("--limit", help="at most this many videos")] = None,
              frames: Annotated[Optional[int], typer.Option("--frames", help="at most this many frames per video")] = None,
              device: Annotated[str, typer.Option("--device")] = "auto",
@@ -85,6 +99,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     if not (Path(folder) / "model_index.json").is_file():
         raise ModelError(f"no pipeline at {folder}", cause="eval needs a trained or converted pipeline",
                          hint="pass --pipeline DIR (e.g. <output_dir>/pipeline of `fgbg train`)")
+    steps, guidance_scale = eval_settings(folder, steps, guidance_scale)
     quiet_diffusers()
     pipe = FgbgPipeline.from_pretrained(folder).to(resolve_device(device))
     pipe.set_progress_bar_config(disable=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +39,27 @@ def check(job: Job) -> None:
     check_params(job.generate)
 
 
+BG_HINT = "give a photo of the background you want (PNG or JPEG) with --background-image"
+
+
+def read_background(path: str, width: int, height: int) -> np.ndarray:
+    """--background-image fitted to the canvas as the reference photo is (cover, centred crop)."""
+    from ..canvas import apply_cover
+    from ..video import read_image
+
+    return apply_cover(read_image(path, "background image", BG_HINT), width, height)
+
+
+def with_background(ref: Reference, background: np.ndarray) -> Reference:
+    """The reference photo's person over another background: the person's pixels (mask feathered
+    by a pixel) composited onto `background`, which becomes the plate every generator moves."""
+    import cv2
+
+    alpha = cv2.GaussianBlur(ref.mask.astype(np.float32), (3, 3), 0)[..., None]
+    image = (alpha * ref.image + (1 - alpha) * background).round().astype(np.uint8)
+    return dataclasses.replace(ref, image=image, background=background)
+
+
 def check_params(p: GenerateParams) -> None:
     """The generate options that need no video or model (the stage, and fgbg.inmemory)."""
     if p.clip_length < 2:
@@ -48,6 +70,10 @@ def check_params(p: GenerateParams) -> None:
         if v < 0 or v == 1 or v > 4096:
             raise InputError(f"{what} {v} is out of range", cause="sizes are 0 (auto) or 2..4096 pixels",
                              hint=f"leave {what} out to use the driving video's size")
+    if p.background_image:
+        from ..video import read_image
+
+        read_image(p.background_image, "background image", BG_HINT)  # named before any work
 
 
 DIFFUSION_ONLY = ("steps", "guidance_scale", "dtype", "low_memory", "offload", "pipeline")
@@ -75,6 +101,10 @@ def record(job: Job):
     if name != "diffusion":
         for f in DIFFUSION_ONLY_NEW:
             keyed.pop(f)
+    # added later: absent when unused (existing caches stay valid); keyed by content, not by path
+    bg_path = keyed.pop("background_image")
+    if bg_path:
+        keyed["background_image_sha256"] = job.workdir.file_hash(Path(bg_path))
     else:  # what `auto` resolves to is the work done
         from ..backends.generate.diffusion import background_mode
 
@@ -132,9 +162,12 @@ def record(job: Job):
 
     from ..pose.draw import draw_pose_maps
 
+    reference = Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool))
+    if bg_path:
+        reference = with_background(reference, read_background(bg_path, w, h))
     gen = build("generate", name, job.generate, job.device)
     try:
-        gen.prepare(Reference(ref["image"], ref["keypoints"], ref["scores"], ref["mask"].astype(bool)), w, h)
+        gen.prepare(reference, w, h)
         done_before = 0
         prev = None
         with job.report.progress(f"generate ({name})", len(plan.clips)) as advance:
@@ -166,6 +199,8 @@ def record(job: Job):
     job._done[(NAME, key)] = rec
     status = "resumed" if done_before else "ran"
     mode = f", {keyed['background']} background" if name == "diffusion" else ""
+    if bg_path:
+        mode += f", background from {Path(bg_path).name}"
     detail = f"{name}{mode}, {len(plan.clips)} clips" + (f", {done_before} reused" if done_before else "")
     job.report.add(StageRow(NAME, status, timer.seconds, str(rec.folder / "clips"), detail))
     return rec

@@ -181,7 +181,14 @@ class WarpGenerator:
         grow = int(round(HOLE_GROW * short)) + 2
         hole = cv2.dilate(mask.astype(np.uint8),
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
-        self.plate = fill_hole(ref.image, hole)
+        if ref.background is not None:  # --background-image: a plate with no person to remove
+            if ref.background.shape != (height, width, 3):
+                raise InputError("the background image does not match the output canvas",
+                                 cause=f"{ref.background.shape} on a {width}x{height} canvas",
+                                 hint="fit it with fgbg.canvas.apply_cover first")
+            self.plate = np.ascontiguousarray(ref.background, dtype=np.uint8)
+        else:
+            self.plate = fill_hole(ref.image, hole)
         self.ref_kps, self.ref_scores = with_neck(ref.keypoints, ref.scores)
         self.sigma = max(0.8, FEATHER * short)
         self.ransac_px = max(1.0, RANSAC_PX * short)
