@@ -65,6 +65,10 @@ class TrackParams:
     camera: str = ""
     """the background's motion from a camera path instead of tracking: static | pan:DX,DY |
     zoom:RATE | shake:AMP[,HZ] (pixels and frames of the driving video; empty: track the video)"""
+    background_from: str = ""
+    """another video whose background motion the output takes (tracked like the driving video,
+    its person masked out); the person still moves as in the driving video. It needs at least as
+    many frames as the driving video (its first ones are used)"""
 
 
 @dataclass(frozen=True)

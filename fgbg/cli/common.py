@@ -37,6 +37,7 @@ Sam2Variant = Annotated[str, typer.Option("--sam2-variant", help=_S["sam2_varian
 Tracker = Annotated[str, typer.Option("--tracker", help=_T["backend"])]
 NumPoints = Annotated[int, typer.Option("--num-points", help=_T["num_points"])]
 Camera = Annotated[str, typer.Option("--camera", help=_T["camera"])]
+BackgroundFrom = Annotated[str, typer.Option("--background-from", metavar="OTHER.mp4", help=_T["background_from"])]
 GenBackend = Annotated[str, typer.Option("--backend", help=_G["backend"])]
 ClipLength = Annotated[int, typer.Option("--clip-length", help=_G["clip_length"])]
 Seed = Annotated[int, typer.Option("--seed", help=_G["seed"])]
@@ -145,7 +146,8 @@ SEGMENT_OPTIONS = (Opt("seg_backend", SegBackend, "auto"),
                    Opt("sam_variant", SamVariant, SegmentParams.sam_variant),
                    Opt("sam2_variant", Sam2Variant, SegmentParams.sam2_variant))
 TRACK_OPTIONS = (Opt("tracker", Tracker, "auto"), Opt("num_points", NumPoints, TrackParams.num_points),
-                 Opt("camera", Camera, TrackParams.camera))
+                 Opt("camera", Camera, TrackParams.camera),
+                 Opt("background_from", BackgroundFrom, TrackParams.background_from))
 GENERATE_OPTIONS = (Opt("backend", GenBackend, "auto"),
                     Opt("clip_length", ClipLength, GenerateParams.clip_length),
                     Opt("seed", Seed, GenerateParams.seed), Opt("width", Width, 0), Opt("height", Height, 0),
@@ -183,7 +185,7 @@ def _build(group: str, v: dict):
     if group == "segment":
         return _seg_params(v["seg_backend"], v["sam_variant"], v["sam2_variant"])
     if group == "track":
-        return _track_params(v["tracker"], v["num_points"], v["camera"])
+        return _track_params(v["tracker"], v["num_points"], v["camera"], v["background_from"])
     if group == "generate":
         return _gen_params(v["backend"], v["clip_length"], v["seed"], v["width"], v["height"], v["retarget"],
                            v["steps"], v["guidance_scale"], v["dtype"], v["low_memory"], v["offload"],
@@ -257,7 +259,7 @@ def _stitch_params(crf: int, audio: bool) -> StitchParams:
     return StitchParams(crf=crf, audio=audio)
 
 
-def _track_params(tracker: str, num_points: int, camera: str = "") -> TrackParams:
+def _track_params(tracker: str, num_points: int, camera: str = "", background_from: str = "") -> TrackParams:
     if not 5 <= num_points <= 50:
         raise InputError(f"--num-points {num_points} is out of range",
                          cause="the method uses 5 to 50 background tracks",
@@ -266,7 +268,16 @@ def _track_params(tracker: str, num_points: int, camera: str = "") -> TrackParam
         from ..camera import parse
 
         parse(camera)  # a bad spec is named before any work
-    return TrackParams(backend=tracker, num_points=num_points, camera=camera)
+    if background_from:
+        from ..video import probe
+
+        if camera:
+            raise InputError("--camera and --background-from both set the background's motion",
+                             cause="the background follows one source: a camera path or another video",
+                             hint="keep one of them")
+        probe(background_from)  # a missing or unreadable video is named before any work
+        background_from = str(Path(background_from).resolve())
+    return TrackParams(backend=tracker, num_points=num_points, camera=camera, background_from=background_from)
 
 
 def _seg_params(seg_backend: str, sam_variant: str,

@@ -37,6 +37,7 @@ OVERLAP = 1  # clip c > 0 starts on the last frame of clip c-1 (PAPER.md, condit
 
 def check(job: Job) -> None:
     check_params(job.generate)
+    track_stage.check(job)
 
 
 BG_HINT = "give a photo of the background you want (PNG or JPEG) with --background-image"

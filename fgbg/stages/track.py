@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import artifacts
 from ..backends import build, release, resolve
+from ..errors import InputError
 from ..video import read_frames
 from . import segment as segment_stage
 from ..params import to_dict
@@ -36,14 +37,36 @@ def run(job: Job) -> artifacts.Tracks:
     return artifacts.load_tracks(record(job).folder / "tracks.npz")
 
 
+def check(job: Job) -> None:
+    """--background-from: the other video must cover the driving video (checked before any work)."""
+    if job.track.background_from:
+        _other_video(job)
+
+
+def _other_video(job: Job):
+    from ..video import probe
+
+    other = probe(job.track.background_from)
+    if other.num_frames < job.video.num_frames:
+        raise InputError(f"--background-from {Path(other.path).name} is shorter than the driving video",
+                         cause=f"it has {other.num_frames} frames, the driving video {job.video.num_frames}; "
+                               "looping it would make the background jump back",
+                         hint=f"use a background video of at least {job.video.num_frames} frames, "
+                              "trim the driving video, or use --camera for a camera path")
+    return other
+
+
 def record(job: Job):
     if job.track.camera:
         return _camera_record(job)
+    if job.track.background_from:
+        return _other_record(job)
     seg_rec = segment_stage.record(job)
     name, models = resolve("track", job.track.backend)
     tsize = track_size(job.proc_size)
     params = to_dict(job.track)
     params.pop("camera")  # added later: left out when unused, so existing caches stay valid
+    params.pop("background_from")
     key = make_key(NAME, VERSION, None, {"video": job.video_hash()}, {"segment": seg_rec.key},
                    models, extra={**params, "backend": name, "proc_size": job.proc_size,
                                   **({"track_size": list(tsize)} if tsize != job.proc_size else {})})
@@ -104,5 +127,42 @@ def _camera_record(job: Job):
                                                         v.fps, job.track.num_points)
         artifacts.save_tracks(tmp / "tracks.npz", artifacts.Tracks(tracks, visible, queries, (v.width, v.height)))
         return {"backend": "camera", "summary": f"camera {job.track.camera}, {tracks.shape[1]} points"}
+
+    return ensure(job, NAME, key, build_tracks, "tracks.npz")
+
+
+def _other_record(job: Job):
+    """--background-from OTHER: OTHER's own background tracks (its own pose, masks and tracks, in
+    a work directory of its own under this one, cached like any run), cut to the driving video's
+    frames. Frames pair up one to one (a different frame rate changes the motion's speed)."""
+    import dataclasses
+
+    from ..video import probe_cached
+    from ..workdir import Workdir
+
+    other = _other_video(job)
+    sub_root = job.workdir.root / "background-from" / job.workdir.file_hash(Path(other.path))[:16]
+    sub_root.mkdir(parents=True, exist_ok=True)
+    from ..report import Reporter
+
+    sub = Job(video=probe_cached(other.path, sub_root), workdir=Workdir(sub_root), pose=job.pose,
+              segment=job.segment, track=dataclasses.replace(job.track, background_from=""),
+              force=job.force, device=job.device,
+              report=Reporter(verbose=job.report.verbose, quiet=job.report.quiet))
+    with sub.workdir:
+        src = record(sub)
+    for row in sub.report.rows:  # its stages in the summary, named apart from the driving video's
+        job.report.add(dataclasses.replace(row, stage=f"{row.stage} (bg video)"))
+    n = job.video.num_frames
+    key = make_key(NAME, VERSION, None, {"video": job.video_hash()}, {"background-from": src.key}, {},
+                   extra={"frames": n})
+
+    def build_tracks(tmp: Path) -> dict:
+        tr = artifacts.load_tracks(src.folder / "tracks.npz")
+        keep = tr.queries[:, 0] < n  # tracks started after the cut are never seen
+        cut = artifacts.Tracks(tr.tracks[:n, keep], tr.visible[:n, keep], tr.queries[keep], tr.frame_size)
+        artifacts.save_tracks(tmp / "tracks.npz", cut)
+        return {"backend": "background-from",
+                "summary": f"from {Path(other.path).name}, {int(keep.sum())} tracks, frames 0-{n - 1}"}
 
     return ensure(job, NAME, key, build_tracks, "tracks.npz")
