@@ -64,7 +64,8 @@ class TrackParams:
     """frames decoded and processed at a time"""
     camera: str = ""
     """the background's motion from a camera path instead of tracking: static | pan:DX,DY |
-    zoom:RATE | shake:AMP[,HZ] (pixels and frames of the driving video; empty: track the video)"""
+    zoom:RATE | shake:AMP[,HZ] | orbit:DEG[,DEPTH] (pixels, degrees and frames of the driving
+    video; empty: track the video)"""
     background_from: str = ""
     """another video whose background motion the output takes (tracked like the driving video,
     its person masked out); the person still moves as in the driving video. It needs at least as

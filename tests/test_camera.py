@@ -32,7 +32,28 @@ def test_static_and_shake():
     assert 1.0 < moved <= 3.0 * 1.0001
 
 
-@pytest.mark.parametrize("spec", ["", "pan", "pan:1", "pan:a,b", "zoom:-1", "orbit:3", "shake:1,2,3", "pan:nan,0"])
+def test_orbit_turns_the_backdrop_about_the_person_with_parallax():
+    import math
+
+    centre = 12  # the middle point of the 5 x 5 grid on a 256 px frame sits on the frame centre
+    # a far backdrop: the camera's yaw alone, f * angle px per frame (f = one frame width)
+    far, vis, _ = camera.camera_tracks("orbit:1,1e6", 10, 256, 256, 24.0, 25)
+    assert abs((far[1] - far[0])[centre, 0] - 256 * math.radians(1)) < 0.05
+    # a backdrop at the person's depth turns about the centre: its middle stays, its sides move
+    near, _, _ = camera.camera_tracks("orbit:1,1e-9", 10, 256, 256, 24.0, 25)
+    assert np.abs(near[:, centre] - near[0, centre]).max() < 1e-3
+    assert np.abs(near[5] - near[0]).max() > 1.0
+    # in between the slide grows with depth; positive degrees move the backdrop right, negative left
+    mid, _, _ = camera.camera_tracks("orbit:1,1", 10, 256, 256, 24.0, 25)
+    back, _, _ = camera.camera_tracks("orbit:-1,1", 10, 256, 256, 24.0, 25)
+    step = (mid[1] - mid[0])[centre, 0]
+    assert 0 < step < (far[1] - far[0])[centre, 0] and abs((back[1] - back[0])[centre, 0] + step) < 1e-3
+    # perspective: rows above and below the centre tilt in opposite directions (not an affine move)
+    dy = (mid[1] - mid[0])[:, 1].reshape(5, 5)
+    assert dy[0, 0] > 0.1 and dy[4, 0] < -0.1 and vis[0].all()
+
+
+@pytest.mark.parametrize("spec", ["", "pan", "pan:1", "pan:a,b", "zoom:-1", "orbit:30", "orbit:1,-1", "orbit:", "shake:1,2,3", "pan:nan,0"])
 def test_bad_specs_are_refused_with_the_grammar(spec):
     with pytest.raises(InputError) as err:
         camera.parse(spec)
