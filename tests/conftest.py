@@ -66,3 +66,22 @@ def records(workdir: Path) -> dict[str, float]:
     for rec in Path(workdir).glob("*/record.json"):
         out[rec.parent.name] = json.loads(rec.read_text())["created"]
     return out
+
+
+def kill_during_generate(args, workdir: Path, env: dict, *, clip: int = 1, timeout: float = 240) -> None:
+    """Start `fgbg ARGS -w WORKDIR` with a delay after each clip, SIGKILL it as soon as clip `clip`
+    of generate is committed (asserting that it got there), and return: the next run resumes."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "fgbg.cli", *map(str, args), "-w", str(workdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **env, "FGBG_CLIP_DELAY_S": "0.5"})
+    deadline, partial = time.time() + timeout, []
+    while time.time() < deadline and not partial and proc.poll() is None:
+        partial = list(Path(workdir).glob(f".generate.partial-*/clips/{clip:04d}.npy"))
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial, f"generate never reached clip {clip}: {proc.stderr.read().decode()[-2000:]}"

@@ -16,7 +16,7 @@ from fgbg.backends.generate.diffusion import (background_mode, check_background,
 from fgbg.diffusion.pipeline import Anchor  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 from fgbg.params import GenerateParams  # noqa: E402
-from tests.conftest import fgbg  # noqa: E402
+from tests.conftest import fgbg, kill_during_generate  # noqa: E402
 
 S = 128
 
@@ -113,6 +113,29 @@ def test_fully_anchored_background_is_the_plate_whatever_the_model(tiny, scene, 
     ctx.reference.clear()
 
 
+def test_window_mode_holds_the_whole_videos_background_too(tiny, scene, monkeypatch):
+    """AnimateAnyone's window scheme with the anchor over every frame: with a model that predicts
+    zero, the held latents are the plate's after the last step; the person's region is not."""
+    ref, clip = scene
+    w = _warp(ref)
+    p = GenerateParams(background="anchored", anchor_steps=1.0, steps=3, guidance_scale=1.0)
+    anchor, _ = warp_conditions(tiny, w, clip, p, "anchored")
+    monkeypatch.setattr(type(tiny), "_predict", lambda self, *a, **k: torch.zeros_like(a[1]))
+    tiny.set_progress_bar_config(disable=True)
+    common = dict(clip_length=2, num_inference_steps=3, guidance_scale=1.0, long_video="window",
+                  context_overlap=1, output_type="latent")
+    lat = tiny(ref.image, clip.pose_maps, None, anchor=anchor, **common)[0]
+    free_run = tiny(ref.image, clip.pose_maps, None, **common)[0]
+    keep = anchor.keep[0, 0].numpy()
+    held, free = keep == 1.0, keep == 0.0
+    gap = (lat - anchor.latents)[0].abs().amax(0).numpy()
+    assert held.mean() > 0.1 and gap[held].max() < 1e-5
+    assert gap[free].mean() > 0.1
+    np.testing.assert_array_equal(lat[0].amax(0).numpy()[free], free_run[0].amax(0).numpy()[free])
+    with pytest.raises(InputError, match="long_video='window'"):
+        tiny(ref.image, clip.pose_maps, None, clip_length=2, num_inference_steps=1, anchor=anchor)
+
+
 def test_anchor_steps_zero_is_free_generation(tiny, scene):
     ref, clip = scene
     w = _warp(ref)
@@ -195,6 +218,25 @@ def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path)
     assert r.returncode == 2 and "error: --background fixed is unknown" in r.stderr
 
 
+def test_a_killed_anchored_run_resumes_to_the_same_bytes(sample, tmp_path):
+    from fgbg.diffusion.build import build_pipeline
+
+    pipe_dir = tmp_path / "pipe"
+    build_pipeline("tiny", seed=0, perturb_zero_init=True).save_pretrained(pipe_dir)
+    env = {"FGBG_MODELS": str(tmp_path / "store"), "FGBG_PIPELINE": ""}
+    common = ["run", sample.driving, "--ref", sample.ref, "--backend", "diffusion", "--pipeline", pipe_dir,
+              "--steps", "2", "--clip-length", "8", "--width", "64", "--height", "64", "-q",
+              "--background", "anchored", "--init", "warp", "--strength", "0.8"]
+    whole = fgbg(*common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=env)
+    assert whole.returncode == 0, whole.stderr
+    kill_during_generate([*common, "-o", tmp_path / "b.mp4"], tmp_path / "b", env)
+    again = fgbg(*common, "-w", tmp_path / "b", "-o", tmp_path / "b.mp4", env=env)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
+    done = sorted((tmp_path / "b" / "generate" / "clips").glob("*.npy"))
+    assert [p.read_bytes() for p in done] == [p.read_bytes() for p in sorted((tmp_path / "a" / "generate" / "clips").glob("*.npy"))]
+
+
 def test_eval_scores_the_anchored_and_refine_variants(tmp_path, tiny, scene):
     import cv2
 
@@ -209,9 +251,10 @@ def test_eval_scores_the_anchored_and_refine_variants(tmp_path, tiny, scene):
     masks = np.stack([cv2.resize(ref.mask.astype(np.uint8), (S, S)) > 0] * n)
     write_prepared(tmp_path / "ds" / "videos" / "v", frames, clip.keypoints, clip.scores, masks, clip.tracks,
                    clip.visible, clip.tracks_origin, {"source": "test"})
-    res = evaluate(tiny, tmp_path / "ds", ["full", "anchored", "refine", "anchored-no-tracks"], clip_length=4,
-                   steps=2, guidance=1.0)
+    res = evaluate(tiny, tmp_path / "ds", ["full", "anchored", "refine", "anchored-no-tracks", "anchored-window"],
+                   clip_length=4, steps=2, guidance=1.0)
     rows = res["variants"]
-    assert {"full", "anchored", "refine", "anchored-no-tracks"} <= set(rows) and not res.get("failed")
+    assert {"full", "anchored", "refine", "anchored-no-tracks", "anchored-window"} <= set(rows)
+    assert not res.get("failed")
     assert all(np.isfinite(rows[v]["ssim"]) for v in ("anchored", "refine"))
     assert rows["anchored"]["l1"] != rows["full"]["l1"]  # the variant changes the output

@@ -66,7 +66,7 @@ def eval_settings(folder, steps, guidance_scale) -> tuple[int, float]:
 def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a folder written by `fgbg prepare`")],
              pipeline: Annotated[Optional[Path], typer.Option("--pipeline", help="pipeline folder (default: as generate --backend diffusion)")] = None,
              out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.json, results.md, per_clip.png")] = Path("eval"),
-             variants: Annotated[str, typer.Option("--variants", help="comma-separated: full, no-tracks, no-cond, no-reinject, window (AnimateAnyone's overlapping context windows instead of clip chaining), anchored (background held to the first frame's moved plate), refine (started from the warp preview), anchored-no-tracks")] = "full,no-tracks,no-cond,no-reinject",
+             variants: Annotated[str, typer.Option("--variants", help="comma-separated: full, no-tracks, no-cond, no-reinject, window (AnimateAnyone's overlapping context windows instead of clip chaining), anchored (background held to the first frame's moved plate), refine (started from the warp preview), anchored-no-tracks, anchored-window (window with the background anchored)")] = "full,no-tracks,no-cond,no-reinject",
              clip_length: Annotated[int, typer.Option("--clip-length")] = 8,
              steps: Annotated[Optional[int], typer.Option("--steps", help="denoising steps per clip [default: the pipeline's recommended (fgbg_pipeline.json), else 10]", show_default=False)] = None,
              guidance_scale: Annotated[Optional[float], typer.Option("--guidance-scale", help="classifier-free guidance [default: the pipeline's recommended, else 3.5]", show_default=False)] = None,

@@ -295,27 +295,26 @@ class FgbgPipeline(DiffusionPipeline):
             timesteps = timesteps[skip:]
             latents = self.scheduler.add_noise(init.latents.to(noise), noise, timesteps[:1])
         anchored = 0 if anchor is None else int(round(anchor.share * len(timesteps)))
-        if anchor is not None:
-            plate, keep = anchor.latents.to(noise), anchor.keep.to(noise)
         steps = len(timesteps)
-
-        def hold(latents, i):
-            """The background at the noise level the latents have after i steps (clean after the last)."""
-            known = plate if i >= steps else self.scheduler.add_noise(plate, noise, timesteps[i].reshape(1))
-            return keep * known + (1 - keep) * latents
-
         if anchored:
-            latents = hold(latents, 0)
+            latents = self._hold(latents, anchor, noise, timesteps, 0)
         for i, t in enumerate(timesteps):
             x = self.scheduler.scale_model_input(latents, t)
             pred = self._predict(ctx, x, t, features, condition, guidance_scale, low_memory)
             latents = self.scheduler.step(pred, t, latents).prev_sample
             if i < anchored:
-                latents = hold(latents, i + 1)
+                latents = self._hold(latents, anchor, noise, timesteps, i + 1)
             _check_finite(latents, f"the latents after denoising step {i + 1} of {steps}")
             if progress is not None:
                 progress(1)
         return latents
+
+    def _hold(self, latents, anchor: Anchor, noise, timesteps, i: int) -> torch.Tensor:
+        """The anchored background at the noise level the latents have after i steps (clean after
+        the last), outside the person's region."""
+        plate, keep = anchor.latents.to(noise), anchor.keep.to(noise)
+        known = plate if i >= len(timesteps) else self.scheduler.add_noise(plate, noise, timesteps[i].reshape(1))
+        return keep * known + (1 - keep) * latents
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
@@ -348,15 +347,19 @@ class FgbgPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def _window_video(self, ctx, pose_maps, track_maps, seed, steps, guidance_scale, clip_length,
-                      overlap, low_memory):
+                      overlap, low_memory, anchor: Anchor | None = None):
         n = len(pose_maps)
         feats = self.encode_conditions(pose_maps, track_maps)
         h, w = ctx.height // self.vae_scale_factor, ctx.width // self.vae_scale_factor
-        latents = self._noise((1, self.latent_channels, n, h, w), torch.Generator().manual_seed(int(seed)))
-        latents = latents * self.scheduler.init_noise_sigma
+        noise = self._noise((1, self.latent_channels, n, h, w), torch.Generator().manual_seed(int(seed)))
+        latents = noise * self.scheduler.init_noise_sigma
         windows = plan_clips(n, clip_length, overlap) if n > clip_length else [(0, n)]
         self.scheduler.set_timesteps(steps, device=latents.device)
-        for t in self.scheduler.timesteps:
+        timesteps = self.scheduler.timesteps
+        anchored = 0 if anchor is None else int(round(anchor.share * len(timesteps)))
+        if anchored:  # the whole video's plate, held as in clip mode
+            latents = self._hold(latents, anchor, noise, timesteps, 0)
+        for i, t in enumerate(timesteps):
             x = self.scheduler.scale_model_input(latents, t)
             total = torch.zeros_like(latents)
             count = torch.zeros(1, 1, n, 1, 1, device=latents.device, dtype=latents.dtype)
@@ -367,6 +370,8 @@ class FgbgPipeline(DiffusionPipeline):
                                                   guidance_scale, low_memory)
                 count[:, :, a:b] += 1
             latents = self.scheduler.step(total / count, t, latents).prev_sample
+            if i < anchored:
+                latents = self._hold(latents, anchor, noise, timesteps, i + 1)
             _check_finite(latents, f"the latents at timestep {int(t)} (window mode)")
         return latents
 
@@ -376,19 +381,25 @@ class FgbgPipeline(DiffusionPipeline):
                  height: int | None = None, width: int | None = None, clip_length: int = 24,
                  num_inference_steps: int = 25, guidance_scale: float = 3.5, seed: int = 0,
                  output_type: str = "np", long_video: str = "concat", context_overlap: int = 4,
-                 low_memory: bool = False):
+                 low_memory: bool = False, anchor: Anchor | None = None):
         """Returns frames: (F, H, W, 3) uint8 ('np'), a list of PIL images ('pil'), or the
-        latents ('latent': one (1, C, F_clip, h, w) tensor per clip, or one for 'window')."""
+        latents ('latent': one (1, C, F_clip, h, w) tensor per clip, or one for 'window').
+        `anchor` (window mode only; clips get theirs through generate_clip): the whole video's
+        moved plate and person region, (1, C, F, h, w) and (1, 1, F, h, w)."""
         height = height or np.asarray(pose_maps).shape[1]
         width = width or np.asarray(pose_maps).shape[2]
         # 1. check inputs
         self.check_inputs(reference_image, pose_maps, track_maps, height, width, clip_length,
                           num_inference_steps, guidance_scale, output_type, long_video, context_overlap)
         # 2. encode the reference (once per video)
+        if anchor is not None and long_video != "window":
+            raise InputError("anchor= is for long_video='window'",
+                             cause="clip chaining anchors each clip separately",
+                             hint="call generate_clip(..., anchor=...) per clip")
         ctx = self.encode_reference(np.asarray(reference_image), height, width)
         if long_video == "window":
             latents = self._window_video(ctx, pose_maps, track_maps, seed, num_inference_steps,
-                                         guidance_scale, clip_length, context_overlap, low_memory)
+                                         guidance_scale, clip_length, context_overlap, low_memory, anchor)
             if output_type == "latent":
                 return [latents]
             frames = self.decode_latents(latents)

@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window", "anchored", "refine",
-            "anchored-no-tracks")
+            "anchored-no-tracks", "anchored-window")
 # anchored: the background held to the first frame's plate moved by the tracks' camera (half the
 # steps, fgbg.backends.generate.diffusion); refine: every clip started from the warp preview
 # (strength 0.6); anchored-no-tracks: anchored with the track maps zeroed (the model has no track
-# signal: what a converted AnimateAnyone pipeline gets)
+# signal: what a converted AnimateAnyone pipeline gets); anchored-window: the window scheme with the
+# whole video's background anchored
 WARP_VARIANTS = {"anchored": dict(background="anchored", anchor_steps=0.5),
+                 "anchored-window": dict(background="anchored", anchor_steps=0.5),
                  "refine": dict(background="free", init="warp", strength=0.6),
                  "anchored-no-tracks": dict(background="anchored", anchor_steps=0.5)}
 DEFAULT_VARIANTS = VARIANTS[:4]
@@ -76,10 +78,16 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
         warp.prepare(Reference(np.array(scene.frames[0]), scene.keypoints[0], scene.scores[0],
                                np.asarray(scene.masks[0]).astype(bool)), size, size)
     ref = np.array(scene.frames[0])  # a writable copy (prepared frames are memory-mapped read-only)
-    if variant == "window":
+    if variant in ("window", "anchored-window"):
+        anchor = None
+        if warp is not None:  # one anchor over every frame
+            whole = ClipInputs(keypoints=scene.keypoints[:n], scores=scene.scores[:n], pose_maps=pose,
+                               tracks=scene.tracks[:n], visible=scene.visible[:n], tracks_origin=scene.origin,
+                               prev_frame=None, seed=seed)
+            anchor, _ = warp_conditions(pipe, warp, whole, params, params.background)
         frames = pipe(ref, pose, tracks, height=size, width=size, clip_length=clip_length,
                       num_inference_steps=steps, guidance_scale=guidance, seed=seed, long_video="window",
-                      context_overlap=clip_length // 2)
+                      context_overlap=clip_length // 2, anchor=anchor)
         return frames, clip_starts(n, clip_length)
     ctx = pipe.encode_reference(ref, size, size)
     parts, prev = [], None

@@ -3,16 +3,10 @@ its autoencoder, so an SD-VAE-shaped pipeline (4 channels: converted AnimateAnyo
 TAEF2-shaped one (32 channels: the demo model) both build, save, load, run `generate` clip by clip
 through the CLI and resume a killed run to the same bytes."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 
-from tests.conftest import fgbg
+from tests.conftest import fgbg, kill_during_generate
 
 pytest.importorskip("diffusers")
 
@@ -83,16 +77,7 @@ def test_generate_clip_by_clip_resumes_to_the_same_bytes(tiny, sample, tmp_path)
     clips = sorted((tmp_path / "a" / "generate" / "clips").glob("*.npy"))
     assert len(clips) >= 4  # 40 frames in clips of 8 (one frame shared)
     wd = tmp_path / "b"
-    proc = subprocess.Popen([sys.executable, "-m", "fgbg.cli", "run", *map(str, common), "-w", str(wd),
-                             "-o", str(tmp_path / "b.mp4")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **env, "FGBG_CLIP_DELAY_S": "0.5"})
-    deadline, partial = time.time() + 240, []
-    while time.time() < deadline and not partial:
-        partial = list(wd.glob(".generate.partial-*/clips/0001.npy"))
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert partial, "generate never reached clip 1"
+    kill_during_generate(["run", *common, "-o", tmp_path / "b.mp4"], wd, env)
     again = fgbg("run", *common, "-w", wd, "-o", tmp_path / "b.mp4", env=env)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
