@@ -117,10 +117,11 @@ def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no
              "--steps", "1", "--clip-length", "8", env=no_store)
     assert r.returncode == 0, r.stderr
     assert "built-in demo generator" in r.stderr
+    assert "a 128 px model trained on synthetic scenes only" in r.stderr  # what it is, said where seen
     from fgbg import artifacts
 
     plan = artifacts.ClipPlan.from_json((tmp_path / "w" / "generate" / "plan.json").read_text())
-    assert max(plan.width, plan.height) == 64  # the demo's trained resolution sets the canvas
+    assert max(plan.width, plan.height) == 128  # the demo's trained resolution sets the canvas
     r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "a", "-q", "--clip-length", "8",
              env=no_store)
     assert r.returncode == 0, r.stderr

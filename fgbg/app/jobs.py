@@ -71,7 +71,7 @@ def generators(extra_pipeline: str = "") -> list[Generator]:
     from ..backends.generate.diffusion import DEMO_DIR, default_pipeline_dir
 
     out = [Generator("warp (weight-free preview)", "warp")]
-    found = [("demo (built-in 64 px toy)", DEMO_DIR), ("converted AnimateAnyone", default_pipeline_dir())]
+    found = [("demo (built-in 128 px, synthetic scenes only)", DEMO_DIR), ("converted AnimateAnyone", default_pipeline_dir())]
     if os.environ.get("FGBG_PIPELINE"):
         found.append(("$FGBG_PIPELINE", Path(os.environ["FGBG_PIPELINE"])))
     if extra_pipeline:

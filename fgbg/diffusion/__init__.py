@@ -10,5 +10,5 @@ Importing `fgbg.diffusion` imports nothing heavy; each submodule imports torch/d
     pipeline.py    FgbgPipeline (a diffusers DiffusionPipeline), clip by clip
     convert.py     AnimateAnyone checkpoints -> fgbg pipeline folder (explicit key map)
     taef2.py       TinyAutoencoder: the TAEF2 tiny autoencoder (VAE interface, shipped weights
-                   in weights/taef2, per-channel latent normalisation in its config)
+                   in fgbg/demo_pipeline/vae, per-channel latent normalisation in its config)
 """

@@ -2,7 +2,7 @@
 
 TAEF2 (madebyollin/taesd, MIT) is a 2 x 1.34 M-parameter autoencoder distilled to FLUX.2's VAE
 latent space: 8x spatial downsampling, 32 latent channels. This module is written from the layer
-layout in the weights' SOURCE.md (see `weights/taef2/SOURCE.md`); the upstream files are plain
+layout in the weights' SOURCE.md (see `fgbg/demo_pipeline/vae/SOURCE.md`); the upstream files are plain
 state dicts whose keys index a flat `nn.Sequential`, so `encoder` and `decoder` here are flat
 `nn.Sequential`s with the same indices: upstream key `K` is our `encoder.K` / `decoder.K`.
 
@@ -25,7 +25,8 @@ normalised latents with no change.
 Loading: `TinyAutoencoder.from_original(encoder_pth, decoder_pth)` reads the upstream files
 (sha256 checked against models.lock before anything is loaded, then `torch.load(...,
 weights_only=True)`, keys matched strictly); `TinyAutoencoder.shipped()` reads the copy carried
-by the package (`fgbg/diffusion/weights/taef2/`, fp16 safetensors written by save_pretrained);
+by the package (`fgbg/demo_pipeline/vae/`, the demo pipeline's autoencoder: fp16 safetensors written by
+save_pretrained; `shipped()` returns it without the demo's latent normalisation);
 `from_pretrained` / `save_pretrained` work as for any diffusers model. fp16 and fp32 both run.
 """
 
@@ -51,7 +52,8 @@ from torch import nn
 from ..errors import InputError, ModelError
 
 # the package's copy of the weights (fp16 safetensors + config.json + LICENSE + SOURCE.md)
-SHIPPED = Path(__file__).resolve().parent / "weights" / "taef2"
+# (the demo pipeline's autoencoder: the weights are in the repository once)
+SHIPPED = Path(__file__).resolve().parents[1] / "demo_pipeline" / "vae"
 # models.lock entries of the upstream files (`fgbg models fetch taef2` fetches both)
 LOCK_NAMES = {"encoder": "taef2-encoder", "decoder": "taef2-decoder"}
 UPSTREAM_FILES = {"encoder": "taef2_encoder.pth", "decoder": "taef2_decoder.pth"}
@@ -244,13 +246,16 @@ class TinyAutoencoder(ModelMixin, ConfigMixin):
     # ---- loading ----------------------------------------------------------------------------
     @classmethod
     def shipped(cls, dtype: torch.dtype = torch.float32) -> "TinyAutoencoder":
-        """The package's copy of TAEF2 (fgbg/diffusion/weights/taef2), in `dtype`."""
+        """The package's copy of TAEF2 (fgbg/demo_pipeline/vae), in `dtype`."""
         if not (SHIPPED / "diffusion_pytorch_model.safetensors").is_file():
             raise ModelError("fgbg's copy of the TAEF2 autoencoder is missing",
                              f"{SHIPPED} holds no diffusion_pytorch_model.safetensors",
                              "reinstall fgbg, or run `fgbg models fetch taef2` and load it with "
                              "TinyAutoencoder.from_original")
-        return cls.from_pretrained(SHIPPED, torch_dtype=dtype)
+        model = cls.from_pretrained(SHIPPED, torch_dtype=dtype)
+        # upstream TAEF2 has no normalisation: the demo's measured statistics stay in its folder
+        c = model.config.latent_channels
+        return with_latent_stats(model, {"latents_mean": [0.0] * c, "latents_std": [1.0] * c})
 
     @classmethod
     def from_original(cls, encoder_pth: str | Path, decoder_pth: str | Path, *,

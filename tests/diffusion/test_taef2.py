@@ -1,6 +1,6 @@
 """TinyAutoencoder (fgbg/diffusion/taef2.py): the TAEF2 autoencoder as a diffusers model of ours.
 
-Everything reads the repository's copy (fgbg/diffusion/weights/taef2) or, for one optional test,
+Everything reads the repository's copy (fgbg/demo_pipeline/vae) or, for one optional test,
 the model store. The upstream .pth inputs are rebuilt from that copy (`write_original`), byte for
 byte: their sha256 is the one models.lock pins, so the loader's lock check runs for real.
 """
