@@ -85,3 +85,10 @@ def kill_during_generate(args, workdir: Path, env: dict, *, clip: int = 1, timeo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert partial, f"generate never reached clip {clip}: {proc.stderr.read().decode()[-2000:]}"
+
+
+def video_frames(path) -> np.ndarray:
+    """Every frame of a video file as (F, H, W, 3) float32 (for comparisons in tests)."""
+    from fgbg.video import probe, read_frames
+
+    return np.concatenate(list(read_frames(probe(path), chunk=64))).astype(np.float32)

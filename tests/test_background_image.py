@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import fgbg
+from tests.conftest import fgbg, video_frames as frames
 
 
 def stripes(path, width=300, height=200):
@@ -19,12 +19,6 @@ def stripes(path, width=300, height=200):
     img[:, ~band] = (20, 230, 230)
     write_image(path, img)
     return img
-
-
-def frames(path):
-    from fgbg.video import probe, read_frames
-
-    return np.concatenate(list(read_frames(probe(path), chunk=64))).astype(np.float32)
 
 
 def generate_key(workdir):
