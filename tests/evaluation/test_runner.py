@@ -123,16 +123,16 @@ def test_window_variant_denoises_all_frames_at_once(setup, pipe):
     calls = []
     real_window = pipe._window_video
 
-    def spy(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory):
-        calls.append((len(pose), clip_length, overlap))
-        return real_window(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory)
+    def spy(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory, anchor=None):
+        calls.append((len(pose), clip_length, overlap, anchor is None))
+        return real_window(ctx, pose, tracks, seed, steps, guidance, clip_length, overlap, low_memory, anchor)
 
     pipe._window_video = spy
     try:
         gen, starts = runner.reconstruct(pipe, scene, "window", clip_length=4, steps=1, guidance=1.0)
     finally:
         pipe._window_video = real_window
-    assert calls == [(10, 4, 2)]
+    assert calls == [(10, 4, 2, True)]
     assert gen.shape == scene.frames.shape and gen.dtype == np.uint8
     assert starts == [0, 4, 7]
 
