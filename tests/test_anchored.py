@@ -16,7 +16,7 @@ from fgbg.backends.generate.diffusion import (background_mode, check_background,
 from fgbg.diffusion.pipeline import Anchor  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 from fgbg.params import GenerateParams  # noqa: E402
-from tests.conftest import fgbg, kill_during_generate  # noqa: E402
+from tests.conftest import cli_inproc, fgbg, kill_during_generate  # noqa: E402
 
 S = 128
 
@@ -173,7 +173,7 @@ def test_warp_start_runs_the_last_share_of_the_schedule_from_the_noised_preview(
     ctx.reference.clear()
 
 
-def test_auto_is_anchored_only_for_an_untrained_track_encoder(tmp_path):
+def test_auto_is_anchored_for_an_untrained_track_encoder_or_when_the_pipeline_says_so(tmp_path):
     folder = tmp_path / "converted"
     folder.mkdir()
     (folder / "model_index.json").write_text("{}")
@@ -182,9 +182,14 @@ def test_auto_is_anchored_only_for_an_untrained_track_encoder(tmp_path):
     assert background_mode(GenerateParams(pipeline=str(folder), background="free")) == "free"
     (folder / "fgbg_pipeline.json").write_text("{}")  # trained afterwards, with tracks
     assert background_mode(GenerateParams(pipeline=str(folder))) == "free"
+    # a training record may recommend one (trained with tracks, but on scenes unlike the user's)
+    (folder / "fgbg_pipeline.json").write_text(json.dumps({"inference": {"background": "anchored"}}))
+    assert background_mode(GenerateParams(pipeline=str(folder))) == "anchored"
+    assert background_mode(GenerateParams(pipeline=str(folder), background="free")) == "free"
     from fgbg.backends.generate.diffusion import DEMO_DIR
 
-    assert background_mode(GenerateParams(pipeline=str(DEMO_DIR))) == "free"
+    # the demo model's track encoder knows synthetic scenes only: on a real photo, anchored
+    assert background_mode(GenerateParams(pipeline=str(DEMO_DIR))) == "anchored"
 
 
 @pytest.mark.parametrize("bad, match", [(dict(background="fixed"), "--background fixed"),
@@ -196,7 +201,7 @@ def test_bad_options_are_named(bad, match):
         check_background(GenerateParams(**bad))
 
 
-def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path):
+def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path, monkeypatch):
     from fgbg.diffusion.build import build_pipeline
 
     pipe_dir = tmp_path / "pipe"
@@ -208,30 +213,31 @@ def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path)
     keys = []
     for extra in ([], ["--background", "anchored"], ["--background", "anchored", "--anchor-steps", "0.8"],
                   ["--init", "warp"]):
-        r = fgbg(*common, *extra, env=env)
-        assert r.returncode == 0, r.stderr
+        r = cli_inproc(monkeypatch, *common, *extra, env=env)
+        assert r.exit_code == 0, r.output
         keys.append(json.loads((tmp_path / "w" / "generate" / "record.json").read_text())["key"])
     assert len(set(keys)) == 4
-    r = fgbg(*common, "--background", "anchored", env=env)
-    assert r.returncode == 0 and "cached" in r.stderr and "anchored background" not in r.stderr.split("cached")[0]
-    r = fgbg(*common, "--background", "fixed", env=env)
+    r = cli_inproc(monkeypatch, *common, "--background", "anchored", env=env)
+    assert r.exit_code == 0 and "cached" in r.stderr and "anchored background" not in r.stderr.split("cached")[0]
+    r = fgbg(*common, "--background", "fixed", env=env)  # the real exit status of the installed CLI
     assert r.returncode == 2 and "error: --background fixed is unknown" in r.stderr
 
 
-def test_a_killed_anchored_run_resumes_to_the_same_bytes(sample, tmp_path):
+def test_a_killed_anchored_run_resumes_to_the_same_bytes(sample, tmp_path, monkeypatch):
     from fgbg.diffusion.build import build_pipeline
 
     pipe_dir = tmp_path / "pipe"
     build_pipeline("tiny", seed=0, perturb_zero_init=True).save_pretrained(pipe_dir)
     env = {"FGBG_MODELS": str(tmp_path / "store"), "FGBG_PIPELINE": ""}
     common = ["run", sample.driving, "--ref", sample.ref, "--backend", "diffusion", "--pipeline", pipe_dir,
-              "--steps", "2", "--clip-length", "8", "--width", "64", "--height", "64", "-q",
+              "--steps", "2", "--clip-length", "8", "--width", "64", "--height", "64",
               "--background", "anchored", "--init", "warp", "--strength", "0.8"]
-    whole = fgbg(*common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=env)
-    assert whole.returncode == 0, whole.stderr
-    kill_during_generate([*common, "-o", tmp_path / "b.mp4"], tmp_path / "b", env)
-    again = fgbg(*common, "-w", tmp_path / "b", "-o", tmp_path / "b.mp4", env=env)
-    assert again.returncode == 0, again.stderr
+    whole = cli_inproc(monkeypatch, *common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=env)
+    assert whole.exit_code == 0, whole.output
+    kill_during_generate([*common, "-o", tmp_path / "b.mp4"], tmp_path / "b", env)  # a real process, SIGKILLed
+    again = cli_inproc(monkeypatch, *common, "-w", tmp_path / "b", "-o", tmp_path / "b.mp4", env=env)
+    assert again.exit_code == 0, again.output
+    assert "resumed" in again.stderr
     assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
     done = sorted((tmp_path / "b" / "generate" / "clips").glob("*.npy"))
     assert [p.read_bytes() for p in done] == [p.read_bytes() for p in sorted((tmp_path / "a" / "generate" / "clips").glob("*.npy"))]

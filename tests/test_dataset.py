@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from fgbg.training.prepare import load_index, parse_shard, prepare, video_id
 from fgbg.errors import InputError
 from fgbg.sample import make_sample
 from fgbg.sample.many import HOLDOUT_HUES, SEED_SPLIT, make_samples, plan_scene
 from fgbg.video import probe, read_frames
+from tests.conftest import cli_inproc
 
 APP = "import sys; from fgbg.cli import app; app(sys.argv[1:], prog_name='fgbg')"
 HUES = ("shirt_hue", "trousers_hue", "wall_hue", "brick_hue")
@@ -25,12 +25,6 @@ def cli(*args):
                           timeout=120)
 
 
-def cli_inproc(monkeypatch, *args):
-    """In-process, with -v (the quiet mode re-points fd 2 for the rest of the process)."""
-    monkeypatch.delenv("FGBG_VERBOSE", raising=False)  # -v sets it; restored afterwards
-    from fgbg.cli import app
-
-    return CliRunner().invoke(app, [*map(str, args), "-v"])
 
 
 def in_band(h):

@@ -1,16 +1,11 @@
 """`generate --backend diffusion` through the CLI on a tiny random pipeline (CPU): the stage's clip
 plan, per-clip commit and resume, auto selection, and the checks that run before anything loads."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import fgbg, records
+from tests.conftest import cli_inproc, fgbg, kill_during_generate, records
 
 pytest.importorskip("diffusers")
 
@@ -53,12 +48,14 @@ def test_run_with_diffusion_backend(sample, tmp_path, pipeline_dir, no_store):
     assert (plan.width, plan.height) == (128, 128)
 
 
-def test_auto_picks_diffusion_when_a_pipeline_is_there(sample, tmp_path, pipeline_dir, no_store):
-    common = [sample.driving, "--ref", sample.ref, "-q", *FAST]
-    r = fgbg("generate", *common, "-w", tmp_path / "a", env={**no_store, "FGBG_PIPELINE": str(pipeline_dir)})
-    assert r.returncode == 0, r.stderr
-    r = fgbg("generate", *common, "-w", tmp_path / "b", env=no_store)
-    assert r.returncode == 0, r.stderr
+def test_auto_picks_diffusion_when_a_pipeline_is_there(sample, tmp_path, pipeline_dir, no_store, monkeypatch):
+    common = [sample.driving, "--ref", sample.ref, *FAST]
+    r = cli_inproc(monkeypatch, "generate", *common, "-w", tmp_path / "a",
+                   env={**no_store, "FGBG_PIPELINE": str(pipeline_dir)})
+    assert r.exit_code == 0, r.output
+    monkeypatch.delenv("FGBG_PIPELINE")
+    r = cli_inproc(monkeypatch, "generate", *common, "-w", tmp_path / "b", env=no_store)
+    assert r.exit_code == 0, r.output
     from fgbg import artifacts
 
     def backend(wd):
@@ -68,26 +65,16 @@ def test_auto_picks_diffusion_when_a_pipeline_is_there(sample, tmp_path, pipelin
     assert backend(tmp_path / "b") == "warp"
 
 
-def test_killed_diffusion_generate_resumes_to_identical_bytes(sample, tmp_path, pipeline_dir, no_store):
+def test_killed_diffusion_generate_resumes_to_identical_bytes(sample, tmp_path, pipeline_dir, no_store, monkeypatch):
     common = [sample.driving, "--ref", sample.ref, "--backend", "diffusion", "--pipeline", str(pipeline_dir),
               *FAST]
-    ref_run = fgbg("run", *common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=no_store)
-    assert ref_run.returncode == 0, ref_run.stderr
+    ref_run = cli_inproc(monkeypatch, "run", *common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=no_store)
+    assert ref_run.exit_code == 0, ref_run.output
     wd = tmp_path / "b"
-    proc = subprocess.Popen([sys.executable, "-m", "fgbg.cli", "run", *map(str, common), "-w", str(wd),
-                             "-o", str(tmp_path / "b.mp4")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **no_store, "FGBG_CLIP_DELAY_S": "0.5"})
-    deadline = time.time() + 240
-    partial = []
-    while time.time() < deadline and not partial:
-        partial = list(wd.glob(".generate.partial-*/clips/0002.npy"))
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert partial, "generate never reached clip 2"
+    kill_during_generate(["run", *common, "-o", tmp_path / "b.mp4"], wd, no_store, clip=2)
     assert not (wd / "generate").exists()
-    r = fgbg("run", *common, "-w", wd, "-o", tmp_path / "b.mp4", env=no_store)
-    assert r.returncode == 0, r.stderr
+    r = cli_inproc(monkeypatch, "run", *common, "-w", wd, "-o", tmp_path / "b.mp4", env=no_store)
+    assert r.exit_code == 0, r.output
     assert "resumed" in r.stderr
     assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
 
@@ -107,24 +94,24 @@ def test_checks_before_loading(sample, tmp_path, pipeline_dir, no_store, extra, 
     assert "generate" not in records(tmp_path / "w")
 
 
-def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no_store):
+def test_diffusion_without_a_pipeline_uses_the_shipped_demo(sample, tmp_path, no_store, monkeypatch):
     """An empty store: --backend diffusion runs the built-in demo generator (and says so); auto
     does not pick it."""
     from fgbg.backends.generate.diffusion import DEMO_DIR
 
     assert (DEMO_DIR / "model_index.json").is_file(), "fgbg/demo_pipeline is not in the checkout"
-    r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "w", "--backend", "diffusion",
-             "--steps", "1", "--clip-length", "8", env=no_store)
-    assert r.returncode == 0, r.stderr
+    r = cli_inproc(monkeypatch, "generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "w",
+                   "--backend", "diffusion", "--steps", "1", "--clip-length", "8", env=no_store)
+    assert r.exit_code == 0, r.output
     assert "built-in demo generator" in r.stderr
     assert "a 128 px model trained on synthetic scenes only" in r.stderr  # what it is, said where seen
     from fgbg import artifacts
 
     plan = artifacts.ClipPlan.from_json((tmp_path / "w" / "generate" / "plan.json").read_text())
     assert max(plan.width, plan.height) == 128  # the demo's trained resolution sets the canvas
-    r = fgbg("generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "a", "-q", "--clip-length", "8",
-             env=no_store)
-    assert r.returncode == 0, r.stderr
+    r = cli_inproc(monkeypatch, "generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "a",
+                   "--clip-length", "8", env=no_store)
+    assert r.exit_code == 0, r.output
     plan = artifacts.ClipPlan.from_json((tmp_path / "a" / "generate" / "plan.json").read_text())
     assert plan.generator["backend"] == "warp"
 

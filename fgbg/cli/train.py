@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import Quiet, Verbose, guarded
+from ..params import GenerateParams
 
 
 @guarded
@@ -75,6 +76,8 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
              device: Annotated[str, typer.Option("--device")] = "auto",
              pose_backend: Annotated[str, typer.Option("--pose-backend", help="pose estimator for PCK: auto, dwpose, mediapipe, or none to skip PCK")] = "auto",
              tracker: Annotated[str, typer.Option("--tracker", help="tracker for the background-track error: auto (cotracker when its code and weights are in the store, else lk), cotracker, lk")] = "auto",
+             anchor_steps: Annotated[float, typer.Option("--anchor-steps", help="anchored variants: share of the steps the background is held (as generate's)")] = GenerateParams.anchor_steps,
+             strength: Annotated[float, typer.Option("--strength", help="refine: noise level the warp preview is started from (as generate's)")] = GenerateParams.strength,
              verbose: Verbose = False, quiet: Quiet = False):
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
@@ -85,13 +88,15 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     from ..diffusion.pipeline import FgbgPipeline
     from ..errors import InputError, ModelError
     from ..evaluation.runner import VARIANTS, evaluate as run_eval, write_report
-    from ..params import GenerateParams
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()]
     bad = [v for v in chosen if v not in VARIANTS]
     if bad or not chosen:
         raise InputError(f"unknown variant '{(bad or [''])[0]}'", cause=f"the variants are {', '.join(VARIANTS)}",
                          hint="e.g. --variants full,no-tracks")
+    from ..backends.generate.diffusion import check_background
+
+    check_background(GenerateParams(backend="diffusion", anchor_steps=anchor_steps, strength=strength))
     check_name("track", tracker)  # names checked before anything loads
     if pose_backend != "none":
         check_name("pose", pose_backend)
@@ -119,6 +124,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     try:
         results = run_eval(pipe, dataset, chosen, clip_length=clip_length, steps=steps, guidance=guidance_scale,
                            limit=limit, num_frames=frames, pose_estimator=estimator, tracker=track_with,
+                           anchor_steps=anchor_steps, strength=strength,
                            progress=None if quiet else (lambda what: print(f"scored {what}", file=sys.stderr,
                                                                            flush=True)))
     finally:
@@ -128,7 +134,8 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
             if held is not None:
                 release(held)
     results["settings"] = {"pipeline": str(folder), "clip_length": clip_length, "steps": steps,
-                           "guidance_scale": guidance_scale, "tracker": tracker}
+                           "guidance_scale": guidance_scale, "tracker": tracker, "anchor_steps": anchor_steps,
+                           "strength": strength}
     table = write_report(results, out)
     if not quiet:
         print(table, file=sys.stderr)

@@ -55,6 +55,26 @@ def ssim(gen: np.ndarray, real: np.ndarray) -> float:
     return float(tm_ssim(to(gen), to(real), data_range=1.0))
 
 
+def ssim_person(gen: np.ndarray, real: np.ndarray, masks: np.ndarray) -> float:
+    """SSIM inside the person's region: the per-pixel SSIM map (Gaussian window, as `ssim`) averaged
+    over the real frames' person mask (masks (F, H, W) bool); NaN when no frame has a person. Where
+    anchoring holds the background, this is the part the model still paints alone."""
+    import torch
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+    _check_pair(gen, real)
+    masks = np.asarray(masks, bool)
+    if not masks.any():
+        return float("nan")
+    to = lambda x: torch.from_numpy(_f(x)).permute(0, 3, 1, 2).float()  # noqa: E731
+    _, full = tm_ssim(to(gen), to(real), data_range=1.0, return_full_image=True)
+    per_pixel = full.mean(1).numpy()  # (F, H', W'): the map is cropped by the window's border
+    h, w = per_pixel.shape[1:]
+    top, left = (masks.shape[1] - h) // 2, (masks.shape[2] - w) // 2
+    region = masks[:, top:top + h, left:left + w]
+    return float(per_pixel[region].mean())
+
+
 def background_track_error(tracks: np.ndarray, visible: np.ndarray, tracks_ref: np.ndarray,
                            visible_ref: np.ndarray, masks: np.ndarray | None = None) -> float:
     """Mean pixel distance between tracks and reference tracks where both are visible, excluding

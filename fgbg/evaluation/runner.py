@@ -13,9 +13,11 @@ and its own pose and tracks, clip by clip as `generate` does, in up to four vari
                half of them, predictions averaged); scored at the same clip boundaries, so its
                seam jump and drift compare with `full` on the same input
 
-and scored against the real frames (fgbg.evaluation.metrics): L1, PSNR, SSIM; background-track
+and scored against the real frames (fgbg.evaluation.metrics): L1, PSNR, SSIM (whole frame, and
+inside the real person's mask); background-track
 error (the generated video tracked from the conditioning tracks' query points, compared with the
-conditioning tracks on the background); seam jump; colour drift per clip.
+conditioning tracks on the background); seam jump; colour drift per clip; and the generation time
+per output frame of each variant (a ratio between variants of one run is what to read).
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ import numpy as np
 
 VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window", "anchored", "refine",
             "anchored-no-tracks", "anchored-window")
-# anchored: the background held to the first frame's plate moved by the tracks' camera (half the
-# steps, fgbg.backends.generate.diffusion); refine: every clip started from the warp preview
-# (strength 0.6); anchored-no-tracks: anchored with the track maps zeroed (the model has no track
+# anchored: the background held to the first frame's plate moved by the tracks' camera (for the
+# first anchor_steps of the schedule, fgbg.backends.generate.diffusion); refine: every clip started
+# from the warp preview (noised to `strength`); anchored-no-tracks: anchored with the track maps zeroed (the model has no track
 # signal: what a converted AnimateAnyone pipeline gets); anchored-window: the window scheme with the
 # whole video's background anchored
-WARP_VARIANTS = {"anchored": dict(background="anchored", anchor_steps=0.5),
-                 "anchored-window": dict(background="anchored", anchor_steps=0.5),
-                 "refine": dict(background="free", init="warp", strength=0.6),
-                 "anchored-no-tracks": dict(background="anchored", anchor_steps=0.5)}
+# (anchor_steps and strength: generate's defaults unless `fgbg eval --anchor-steps/--strength`)
+WARP_VARIANTS = {"anchored": dict(background="anchored"),
+                 "anchored-window": dict(background="anchored"),
+                 "refine": dict(background="free", init="warp"),
+                 "anchored-no-tracks": dict(background="anchored")}
 DEFAULT_VARIANTS = VARIANTS[:4]
 
 
@@ -54,7 +57,8 @@ def clip_starts(n: int, clip_length: int) -> list[int]:
 
 
 def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guidance: float,
-                seed: int = 0, num_frames: int | None = None) -> tuple[np.ndarray, list[int]]:
+                seed: int = 0, num_frames: int | None = None, anchor_steps: float | None = None,
+                strength: float | None = None) -> tuple[np.ndarray, list[int]]:
     """-> generated frames (F, S, S, 3) uint8 (overlaps dropped) and each clip's first new frame."""
     from ..diffusion.pipeline import plan_clips
     from ..diffusion.track_maps import render_track_maps
@@ -73,7 +77,8 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
         from ..backends.generate.warp import WarpGenerator
         from ..params import GenerateParams
 
-        params = GenerateParams(backend="diffusion", **WARP_VARIANTS[variant])
+        given = {k: v for k, v in (("anchor_steps", anchor_steps), ("strength", strength)) if v is not None}
+        params = GenerateParams(backend="diffusion", **WARP_VARIANTS[variant], **given)
         warp = WarpGenerator(params)
         warp.prepare(Reference(np.array(scene.frames[0]), scene.keypoints[0], scene.scores[0],
                                np.asarray(scene.masks[0]).astype(bool)), size, size)
@@ -117,7 +122,8 @@ def score(scene, generated: np.ndarray, starts: list[int], pose_estimator=None, 
     n = len(generated)
     real = np.asarray(scene.frames[:n])
     masks = np.asarray(scene.masks[:n]).astype(bool)
-    out = {"l1": M.l1(generated, real), "psnr": M.psnr(generated, real), "ssim": M.ssim(generated, real)}
+    out = {"l1": M.l1(generated, real), "psnr": M.psnr(generated, real), "ssim": M.ssim(generated, real),
+           "ssim_person": M.ssim_person(generated, real, masks)}
     if pose_estimator is not None:
         # the driving keypoints are the scene's own; the estimator's PCK on the REAL frames is the
         # ceiling a generated video can reach with this estimator (a weak estimator on small frames
@@ -162,7 +168,8 @@ def _queries(scene, n: int) -> np.ndarray:
 
 def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int = 8, steps: int = 10,
              guidance: float = 3.5, limit: int | None = None, num_frames: int | None = None,
-             progress=None, pose_estimator=None, tracker=None) -> dict:
+             progress=None, pose_estimator=None, tracker=None, anchor_steps: float | None = None,
+             strength: float | None = None) -> dict:
     scenes = load_scenes(dataset, limit)
     results: dict = {"scenes": [s.id for s in scenes], "variants": {}, "skipped": {
         "lpips": "not implemented: no LPIPS weights are pinned in models.lock",
@@ -171,12 +178,17 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
         results["skipped"]["pck"] = "no pose estimator given"
     from ..errors import NonFiniteError
 
+    import time
+
     for v in variants:
-        per_scene = []
+        per_scene, seconds, frames = [], 0.0, 0
         for s in scenes:
             try:
+                t0 = time.perf_counter()
                 gen, starts = reconstruct(pipe, s, v, clip_length=clip_length, steps=steps,
-                                          guidance=guidance, num_frames=num_frames)
+                                          guidance=guidance, num_frames=num_frames,
+                                          anchor_steps=anchor_steps, strength=strength)
+                seconds, frames = seconds + time.perf_counter() - t0, frames + len(gen)
             except NonFiniteError as exc:
                 # a variant whose output is not finite has no figures: it failed, and says where
                 results.setdefault("failed", {})[v] = f"{s.id}: {exc.what}"
@@ -186,7 +198,8 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
             if progress:
                 progress(f"{v}: {s.id}")
         if per_scene is not None:
-            results["variants"][v] = _mean(per_scene)
+            # generation only (scoring excluded): compare variants as ratios within one run
+            results["variants"][v] = {**_mean(per_scene), "seconds_per_frame": seconds / max(frames, 1)}
     # the metrics' floor: the real video scored as if it were generated (track error of the
     # evaluation tracker itself, the real seam jump and colour change at the same clip starts)
     floor = []
@@ -213,7 +226,8 @@ def write_report(results: dict, out_dir: Path) -> str:
     """A markdown table (returned), results.json and a per-clip plot in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-    cols = ("l1", "psnr", "ssim", "bg_track_error_px", "seam_jump", "pck", "pck_real")
+    cols = ("l1", "psnr", "ssim", "ssim_person", "bg_track_error_px", "seam_jump", "pck", "pck_real",
+            "seconds_per_frame")
     lines = ["| variant | " + " | ".join(cols) + " | colour drift (first -> last clip) |",
              "|---" * (len(cols) + 2) + "|"]
     for v, r in results["variants"].items():

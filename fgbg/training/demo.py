@@ -13,7 +13,7 @@ Version 2 (128 px, on a real pretrained autoencoder):
 4. the result in <work>/demo-pipeline, in float16 (the Makefile copies it into fgbg/demo_pipeline).
 Every step is resumable (finished parts are kept, a stage resumes from its last checkpoint); the
 whole run is seeded and its step counts are fixed numbers, so a rerun reproduces the same model;
-the log says where the time went (about 70 minutes on 2 CPU cores, most of it stage 1).
+the log says where the time went (110 minutes measured on 2 CPU cores under load, most of it stage 1).
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ RESOLUTION = 128
 # fp16, over the 25 MB budget; this one makes it 23.7 MB (2.7 M of its 12 M parameters are TAEF2's)
 # what `fgbg eval` runs the shipped model with (fgbg_pipeline.json "inference"): measured on a
 # held-out scene at 10 steps, guidance 1.0 / 2.0 / 3.5 gave SSIM 0.52 / 0.50 / 0.47 and body PCK
-# 0.75 / 0.82 / 0.87; 2.0 keeps most of both
-DEMO_INFERENCE = {"steps": 10, "guidance_scale": 2.0}
+# 0.75 / 0.82 / 0.87; 2.0 keeps most of both. background: what `--background auto` picks for this model
+# (fgbg.backends.generate.diffusion.background_mode), measured in bench/eval_anchored.py
+DEMO_INFERENCE = {"steps": 10, "guidance_scale": 2.0, "background": "anchored",
+                  "background_why": "its track encoder was trained on synthetic scenes only: left free, it paints a "
+                                    "synthetic room behind a real photo's person; anchored, the photo's own "
+                                    "background moves with the driving video's"}
 DEMO_UNET = dict(block_out_channels=(48, 48, 96, 96), attention_head_dim=4, cross_attention_dim=32)
 
 

@@ -6,12 +6,12 @@ through the CLI and resume a killed run to the same bytes."""
 import numpy as np
 import pytest
 
-from tests.conftest import fgbg, kill_during_generate
+from tests.conftest import cli_inproc, kill_during_generate
 
 pytest.importorskip("diffusers")
 
 KINDS = {"sd-vae": None, "taef2": "taef2"}  # random UNets; TAEF2 with its shipped weights
-FAST = ["--steps", "1", "--clip-length", "8", "--width", "64", "--height", "64", "-q"]
+FAST = ["--steps", "1", "--clip-length", "8", "--width", "64", "--height", "64"]
 
 
 @pytest.fixture(scope="module", params=list(KINDS))
@@ -68,16 +68,17 @@ def test_mismatched_unet_width_is_refused_by_name():
                      pose_encoder=sd.pose_encoder, track_encoder=sd.track_encoder, scheduler=sd.scheduler)
 
 
-def test_generate_clip_by_clip_resumes_to_the_same_bytes(tiny, sample, tmp_path):
+def test_generate_clip_by_clip_resumes_to_the_same_bytes(tiny, sample, tmp_path, monkeypatch):
     kind, _, path = tiny
     env = {"FGBG_MODELS": str(tmp_path / "store"), "FGBG_PIPELINE": ""}
     common = [sample.driving, "--ref", sample.ref, "--backend", "diffusion", "--pipeline", str(path), *FAST]
-    whole = fgbg("run", *common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=env)
-    assert whole.returncode == 0, whole.stderr
+    whole = cli_inproc(monkeypatch, "run", *common, "-w", tmp_path / "a", "-o", tmp_path / "a.mp4", env=env)
+    assert whole.exit_code == 0, whole.output
     clips = sorted((tmp_path / "a" / "generate" / "clips").glob("*.npy"))
     assert len(clips) >= 4  # 40 frames in clips of 8 (one frame shared)
     wd = tmp_path / "b"
-    kill_during_generate(["run", *common, "-o", tmp_path / "b.mp4"], wd, env)
-    again = fgbg("run", *common, "-w", wd, "-o", tmp_path / "b.mp4", env=env)
-    assert again.returncode == 0, again.stderr
+    kill_during_generate(["run", *common, "-o", tmp_path / "b.mp4"], wd, env)  # a real process, SIGKILLed
+    again = cli_inproc(monkeypatch, "run", *common, "-w", wd, "-o", tmp_path / "b.mp4", env=env)
+    assert again.exit_code == 0, again.output
+    assert "resumed" in again.stderr
     assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()

@@ -16,7 +16,6 @@ S = 64  # pixels; the tiny model needs multiples of 64 (VAE 8x, UNet 8x)
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.set_num_threads(2)
     return build_pipeline("tiny", seed=0, perturb_zero_init=True)
 
 

@@ -46,6 +46,18 @@ def test_image_metrics_known_values():
         M.l1(a, a[:1])
 
 
+def test_person_ssim_reads_only_the_masked_region():
+    real = textured(32, 32)[None].repeat(2, 0)
+    gen = real.copy()
+    gen[:, :, :16] = 0  # the left half wrecked
+    person = np.zeros((2, 32, 32), bool)
+    person[:, 4:28, 22:30] = True  # on the right half, beyond the window's reach of the left
+    assert M.ssim_person(gen, real, person) == pytest.approx(1.0, abs=1e-4)
+    assert M.ssim_person(gen, real, np.roll(person, -20, axis=2)) < 0.2  # moved onto the wreck
+    assert M.ssim(gen, real) < 0.7
+    assert np.isnan(M.ssim_person(gen, real, np.zeros_like(person)))
+
+
 def test_track_error_exact_and_one_pixel():
     rng = np.random.default_rng(1)
     tr = rng.uniform(0, 60, (6, 5, 2)).astype(np.float32)

@@ -81,6 +81,7 @@ def test_score_and_report(setup, pipe, tmp_path):
     # the real video scored against itself: perfect image metrics, ~0 track error, no drift
     s = runner.score(scene, scene.frames.copy(), [0, 4, 7])
     assert s["l1"] == 0 and s["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert s["ssim_person"] == pytest.approx(1.0, abs=1e-5)
     assert s["bg_track_error_px"] < 0.5
     assert len(s["colour_drift"]) == 3 and max(s["colour_drift"]) < 5
 
@@ -88,6 +89,7 @@ def test_score_and_report(setup, pipe, tmp_path):
                               guidance=1.0)
     assert set(results["variants"]) == {"full", "no-tracks", "real video (floor)"}
     assert results["variants"]["real video (floor)"]["l1"] == 0
+    assert results["variants"]["full"]["seconds_per_frame"] > 0  # generation timed per variant
     assert "lpips" in results["skipped"]
     table = runner.write_report(results, tmp_path / "r")
     assert "| full |" in table and "| no-tracks |" in table

@@ -64,7 +64,6 @@ def test_batches_are_a_function_of_seed_and_step(dataset):
 
 @pytest.mark.parametrize("stage", [1, 2])
 def test_loss_falls_on_a_fixed_batch(dataset, tmp_path, stage):
-    torch.set_num_threads(2)
     c = cfg(dataset, tmp_path, stage=stage, frames=4, fixed_batch=True, max_steps=8,
             learning_rate=2e-3 if stage == 1 else 5e-3, uncond_prob=0.0)
     final = train(c, log=lambda *a: None)

@@ -168,13 +168,18 @@ def check(params, num_frames: int) -> None:
 
 
 def background_mode(params) -> str:
-    """--background resolved: auto is anchored for a pipeline whose track encoder was never trained
-    (the converter records it zero-initialised, and no training record says otherwise), free for
-    one trained with tracks (fgbg_pipeline.json) or of unknown history."""
+    """--background resolved: auto is what the pipeline's training record recommends
+    (fgbg_pipeline.json "inference": {"background"}: the shipped demo model says anchored, as its
+    track encoder knows synthetic scenes only), else anchored for a pipeline whose track encoder was
+    never trained (the converter records it zero-initialised, and no training record says
+    otherwise), else free (trained with tracks, or of unknown history)."""
     mode = getattr(params, "background", "auto")
     if mode != "auto":
         return mode
     folder = pipeline_dir(params)
+    recommended = (training_record(folder).get("inference") or {}).get("background")
+    if recommended in ("anchored", "free"):
+        return recommended
     try:
         manifest = json.loads((folder / "fgbg_manifest.json").read_text())
     except (OSError, ValueError):
