@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 DEMO   ?= .fgbg-demo
 
-.PHONY: demo test test-slow test-ray test-app bench bench-backends bench-diffusion bench-scale gpu-check train-demo install clean
+.PHONY: demo test test-slow test-ray test-app bench bench-backends bench-diffusion bench-anchored bench-scale gpu-check train-demo install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,12 @@ bench-backends: $(TSTAMP)
 
 bench-diffusion: $(TSTAMP)
 	$(BIN)/python bench/bench_diffusion.py
+
+# the anchored background (issue 11): its cost against free generation (interleaved, ratios), then
+# fgbg eval of the demo model and a zero-track AnimateAnyone stand-in on the held-out scenes (~40 min)
+bench-anchored: $(TSTAMP)
+	$(BIN)/python bench/bench_anchored.py
+	$(BIN)/python bench/eval_anchored.py
 
 # one prepared script for a lent GPU machine (at most 8 minutes, one markdown table); on the CPU: --smoke
 gpu-check:

@@ -1,6 +1,6 @@
 """Cost of the anchored background and the warp start against free generation (issue 11).
 
-    .venv/bin/python bench/bench_anchored.py [--size 64] [--frames 8] [--steps 10] [--repeats 3]
+    .venv/bin/python bench/bench_anchored.py [--size 128] [--frames 8] [--steps 10] [--repeats 3]
 
 The built-in sample through the demo pipeline (or --pipeline), one clip per mode, the modes
 interleaved and repeated so machine noise falls on all of them alike; prints s per clip and the
@@ -18,7 +18,7 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--size", type=int, default=128)  # the demo model's resolution
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)

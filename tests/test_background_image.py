@@ -88,3 +88,17 @@ def test_bad_background_images_are_refused_before_any_work(sample, tmp_path, com
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "hint:" in r.stderr
     assert not (tmp_path / "w" / "pose").exists()  # refused before the first stage ran
+
+
+def test_auto_background_resolves_with_a_background_image_too(sample, tmp_path, monkeypatch):
+    """The demo model recommends the anchored background: with --background-image, auto still
+    resolves to it (in the key and in the summary), so a changed recommendation is not a stale hit."""
+    from tests.conftest import cli_inproc
+
+    stripes(tmp_path / "bg.png")
+    r = cli_inproc(monkeypatch, "generate", sample.driving, "--ref", sample.ref, "-w", tmp_path / "w",
+                   "--backend", "diffusion", "--steps", "1", "--clip-length", "8", "--tracker", "lk",
+                   "--background-image", tmp_path / "bg.png",
+                   env={"FGBG_MODELS": str(tmp_path / "store"), "FGBG_PIPELINE": "", "COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "anchored background" in r.stderr and "auto background" not in r.stderr

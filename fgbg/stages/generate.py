@@ -106,7 +106,7 @@ def record(job: Job):
     bg_path = keyed.pop("background_image")
     if bg_path:
         keyed["background_image_sha256"] = job.workdir.file_hash(Path(bg_path))
-    else:  # what `auto` resolves to is the work done
+    if name == "diffusion":  # what `auto` resolves to is the work done (with a background image too)
         from ..backends.generate.diffusion import background_mode
 
         keyed["background"] = background_mode(job.generate)
