@@ -11,8 +11,10 @@ pipeline folder; the model loads when Generate runs and is released after, as in
 An fgbg error (no person in the frames, a missing pipeline, ...) stops the node with its
 error/cause/hint lines as the message ComfyUI shows.
 
-No camera/motion node: fgbg has no camera or motion options; the background's motion comes from
-the tracks themselves (the tracker's options are on Track Background).
+No camera/motion node yet: the background's motion comes from the tracks themselves (the tracker's
+options are on Track Background). The CLI's --camera, --background-image, --background-from and
+the --background/--anchor-steps/--init knobs have no node; the generator node runs with their
+defaults (so `auto` background: anchored with the built-in demo model).
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path,
               "--tracker", "lk", "--pose-backend", "mediapipe", "--seg-backend", "mediapipe"]
     env = {"FGBG_MODELS": str(tmp_path / "store")}
     keys = []
-    for extra in ([], ["--background", "anchored"], ["--background", "anchored", "--anchor-steps", "0.8"],
+    for extra in ([], ["--background", "anchored"], ["--background", "anchored", "--anchor-steps", "0.6"],
                   ["--init", "warp"]):
         r = cli_inproc(monkeypatch, *common, *extra, env=env)
         assert r.exit_code == 0, r.output

@@ -197,7 +197,7 @@ def check_background(params) -> None:
     if not 0.0 <= params.anchor_steps <= 1.0:
         raise InputError(f"--anchor-steps {params.anchor_steps} is out of range",
                          cause="it is a share of the denoising steps, from 0 to 1",
-                         hint="use --anchor-steps 0.5")
+                         hint="use --anchor-steps 1.0 (every step) or e.g. 0.8")
     if params.init not in ("noise", "warp"):
         raise InputError(f"--init {params.init} is unknown", cause="noise or warp",
                          hint="use --init warp --strength 0.6 to refine the warp preview")
