@@ -1,6 +1,6 @@
 """Cost of the anchored background and the warp start against free generation (issue 11).
 
-    .venv/bin/python bench/bench_anchored.py [--size 128] [--frames 8] [--steps 10] [--repeats 3]
+    .venv/bin/python bench/bench_anchored.py [--size 128] [--frames 8] [--steps 10] [--guidance 2] [--repeats 3]
 
 The built-in sample through the demo pipeline (or --pipeline), one clip per mode, the modes
 interleaved and repeated so machine noise falls on all of them alike; prints s per clip and the
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--guidance", type=float, default=2.0, help="2: the demo model's recommended (1: no CFG)")
     ap.add_argument("--pipeline", default="")
     args = ap.parse_args()
 
@@ -58,7 +59,7 @@ def main() -> None:
              "refine (warp start, 0.6)": dict(background="free", init="warp")}
     gens = {}
     for name, kw in modes.items():
-        g = DiffusionGenerator(GenerateParams(backend="diffusion", steps=args.steps, guidance_scale=1.0,
+        g = DiffusionGenerator(GenerateParams(backend="diffusion", steps=args.steps, guidance_scale=args.guidance,
                                               pipeline=args.pipeline, **kw), device="cpu")
         g.prepare(ref, S, S)
         g.generate_clip(clip)  # warm-up
@@ -70,7 +71,7 @@ def main() -> None:
             g.generate_clip(clip)
             times[name].append(time.perf_counter() - t)
     base = float(np.median(times["free"]))
-    print(f"\n{n} frames at {S} px, {args.steps} steps, median of {args.repeats}\n")
+    print(f"\n{n} frames at {S} px, {args.steps} steps, guidance {args.guidance}, median of {args.repeats}\n")
     print("| mode | s per clip | x free |\n|---|---|---|")
     for name, ts in times.items():
         print(f"| {name} | {np.median(ts):.3f} | {np.median(ts) / base:.2f} |")
