@@ -11,23 +11,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-# A clone of fgbg stands alone: nothing the suite runs in this process may open a file of the
-# team's folder that sits beside the repository on developers' and CI machines (../shared). The
-# audit hook sees every Python-level open (open, Path.read_*, numpy, json) and fails it by name.
-_BESIDE = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared")) + os.sep
+# A clone of fgbg stands alone: nothing the suite runs in this process may open a file in a folder
+# beside the repository (developers' and CI machines keep team folders there that a user's clone
+# does not have). The audit hook sees every Python-level open (open, Path.read_*, numpy, json) and
+# fails it by name. Hidden siblings (.cache, .config) are the tools' own; a clone directly in / or
+# in the home folder has no project siblings, so there the guard is off.
+_REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..")) + os.sep
+_PARENT = os.path.dirname(_REPO.rstrip(os.sep)) + os.sep
+_GUARDED = _PARENT not in (os.sep, os.path.realpath(os.path.expanduser("~")) + os.sep)
 
 
-def _no_shared(event, args):
+def _beside_the_clone(path: str) -> bool:
+    if not _GUARDED or not path.startswith(_PARENT) or path.startswith(_REPO):
+        return False
+    return not path[len(_PARENT):].startswith(".")
+
+
+def _stands_alone(event, args):
     if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
-        path = os.fsdecode(args[0])
-        if path.startswith(_BESIDE) or os.path.realpath(path).startswith(_BESIDE):
-            raise PermissionError(f"a test opened {path}: the repository must not read ../shared "
-                                  "(copy what the test needs into tests/fixtures)")
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if _beside_the_clone(path) or _beside_the_clone(os.path.realpath(path)):
+            raise PermissionError(f"a test opened {path}: the repository must not read files beside "
+                                  "the clone (copy what the test needs into tests/fixtures)")
 
 
 import sys as _sys  # noqa: E402
 
-_sys.addaudithook(_no_shared)
+_sys.addaudithook(_stands_alone)
 
 
 @pytest.fixture
