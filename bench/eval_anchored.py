@@ -7,9 +7,9 @@ The stand-in is the tiny fgbg architecture with random weights around the real T
 its track encoder at zero (as `fgbg models convert animateanyone` leaves it): it has no background
 control of its own. The scenes are `make train-demo`'s held-out set (the same seeds: 8 scenes of 64
 frames at 128 px, hues and seeds the training set never saw). Both pipelines run with the demo's
-eval settings (10 steps, guidance 2, clips of 8), scored by mediapipe (PCK) and Lucas-Kanade
-(background-track error). Prints the `fgbg eval` commands it ran and one table: per pipeline and
-variant, SSIM (frame, person region), background-track error and its ratio to the real-video floor,
+recorded eval settings (DEMO_INFERENCE: 10 steps, guidance 2; clips of 8), scored by mediapipe
+(PCK) and Lucas-Kanade (background-track error). Prints the `fgbg eval` commands it ran and one
+table: per pipeline and variant, SSIM (frame, person region), background-track error and its ratio to the real-video floor,
 body PCK, seam jump, colour drift, and the generation time per frame with its ratio to `full`.
 """
 
@@ -49,7 +49,10 @@ def main() -> None:
     work = Path(args.work)
 
     from fgbg.backends.generate.diffusion import DEMO_DIR
+    from fgbg.training.demo import DEMO_INFERENCE
     from fgbg.training.synthetic import write_synthetic
+
+    steps, guidance = str(DEMO_INFERENCE["steps"]), str(DEMO_INFERENCE["guidance_scale"])
 
     write_synthetic(work / "holdout", 8, holdout=True, frames=64, size=128, render=256)
     pipes = {"demo": DEMO_DIR, "standin": standin(work / "standin")}
@@ -59,7 +62,7 @@ def main() -> None:
     for name, folder in pipes.items():
         out = work / (f"eval-{name}" + (f"-a{args.anchor_steps}" if args.anchor_steps else ""))
         cmd = ["fgbg", "eval", str(work / "holdout"), "--pipeline", str(folder), "--variants", args.variants,
-               "--steps", "10", "--guidance-scale", "2", "--limit", str(args.limit), "--frames", str(args.frames),
+               "--steps", steps, "--guidance-scale", guidance, "--limit", str(args.limit), "--frames", str(args.frames),
                "--pose-backend", "mediapipe", "--tracker", "lk", "-o", str(out), "-q"]
         if args.anchor_steps:
             cmd += ["--anchor-steps", args.anchor_steps]

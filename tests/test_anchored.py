@@ -201,6 +201,11 @@ def test_bad_options_are_named(bad, match):
         check_background(GenerateParams(**bad))
 
 
+def test_eval_refuses_a_bad_anchor_share_before_loading(tmp_path):
+    r = fgbg("eval", tmp_path, "--variants", "anchored", "--anchor-steps", "1.5")
+    assert r.returncode == 2 and "--anchor-steps 1.5 is out of range" in r.stderr
+
+
 def test_each_mode_has_its_own_cache_key_and_reruns_are_cached(sample, tmp_path, monkeypatch):
     from fgbg.diffusion.build import build_pipeline
 

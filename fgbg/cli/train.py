@@ -82,7 +82,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     """Reconstruct held-out videos from their first frame, pose and tracks, and score them:
     image metrics, background-track error, seam jump, colour drift, per ablation variant."""
     from ..backends import build, check_name, resolve
-    from ..backends.generate.diffusion import pipeline_dir
+    from ..backends.generate.diffusion import check_background, pipeline_dir
     from ..devices import resolve_device
     from ..diffusion.backends_util import quiet_diffusers
     from ..diffusion.pipeline import FgbgPipeline
@@ -94,8 +94,6 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="held-out videos, a fo
     if bad or not chosen:
         raise InputError(f"unknown variant '{(bad or [''])[0]}'", cause=f"the variants are {', '.join(VARIANTS)}",
                          hint="e.g. --variants full,no-tracks")
-    from ..backends.generate.diffusion import check_background
-
     check_background(GenerateParams(backend="diffusion", anchor_steps=anchor_steps, strength=strength))
     check_name("track", tracker)  # names checked before anything loads
     if pose_backend != "none":

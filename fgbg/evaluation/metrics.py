@@ -46,33 +46,31 @@ def psnr(gen: np.ndarray, real: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
-def ssim(gen: np.ndarray, real: np.ndarray) -> float:
+def _ssim(gen: np.ndarray, real: np.ndarray, full: bool = False):
+    """torchmetrics' SSIM (Gaussian window) on (F, H, W, 3) uint8 pairs; with `full`, also the
+    per-pixel map (F, 3, H, W), the same size as the frames."""
     import torch
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
     _check_pair(gen, real)
     to = lambda x: torch.from_numpy(_f(x)).permute(0, 3, 1, 2).float()  # noqa: E731
-    return float(tm_ssim(to(gen), to(real), data_range=1.0))
+    return tm_ssim(to(gen), to(real), data_range=1.0, return_full_image=full)
+
+
+def ssim(gen: np.ndarray, real: np.ndarray) -> float:
+    return float(_ssim(gen, real))
 
 
 def ssim_person(gen: np.ndarray, real: np.ndarray, masks: np.ndarray) -> float:
     """SSIM inside the person's region: the per-pixel SSIM map (Gaussian window, as `ssim`) averaged
     over the real frames' person mask (masks (F, H, W) bool); NaN when no frame has a person. Where
     anchoring holds the background, this is the part the model still paints alone."""
-    import torch
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
-
-    _check_pair(gen, real)
     masks = np.asarray(masks, bool)
     if not masks.any():
+        _check_pair(gen, real)
         return float("nan")
-    to = lambda x: torch.from_numpy(_f(x)).permute(0, 3, 1, 2).float()  # noqa: E731
-    _, full = tm_ssim(to(gen), to(real), data_range=1.0, return_full_image=True)
-    per_pixel = full.mean(1).numpy()  # (F, H', W'): the map is cropped by the window's border
-    h, w = per_pixel.shape[1:]
-    top, left = (masks.shape[1] - h) // 2, (masks.shape[2] - w) // 2
-    region = masks[:, top:top + h, left:left + w]
-    return float(per_pixel[region].mean())
+    _, per_pixel = _ssim(gen, real, full=True)
+    return float(per_pixel.mean(1).numpy()[masks].mean())
 
 
 def background_track_error(tracks: np.ndarray, visible: np.ndarray, tracks_ref: np.ndarray,

@@ -23,6 +23,7 @@ per output frame of each variant (a ratio between variants of one run is what to
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,10 @@ VARIANTS = ("full", "no-tracks", "no-cond", "no-reinject", "window", "anchored",
             "anchored-no-tracks", "anchored-window")
 # anchored: the background held to the first frame's plate moved by the tracks' camera (for the
 # first anchor_steps of the schedule, fgbg.backends.generate.diffusion); refine: every clip started
-# from the warp preview (noised to `strength`); anchored-no-tracks: anchored with the track maps zeroed (the model has no track
-# signal: what a converted AnimateAnyone pipeline gets); anchored-window: the window scheme with the
-# whole video's background anchored
-# (anchor_steps and strength: generate's defaults unless `fgbg eval --anchor-steps/--strength`)
+# from the warp preview (noised to `strength`); anchored-no-tracks: anchored with the track maps
+# zeroed (the model has no track signal: what a converted AnimateAnyone pipeline gets);
+# anchored-window: the window scheme with the whole video's background anchored. anchor_steps and
+# strength are generate's defaults unless `fgbg eval --anchor-steps/--strength` says otherwise.
 WARP_VARIANTS = {"anchored": dict(background="anchored"),
                  "anchored-window": dict(background="anchored"),
                  "refine": dict(background="free", init="warp"),
@@ -177,8 +178,6 @@ def evaluate(pipe, dataset: Path, variants=DEFAULT_VARIANTS, *, clip_length: int
     if pose_estimator is None:
         results["skipped"]["pck"] = "no pose estimator given"
     from ..errors import NonFiniteError
-
-    import time
 
     for v in variants:
         per_scene, seconds, frames = [], 0.0, 0
