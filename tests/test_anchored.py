@@ -113,6 +113,40 @@ def test_fully_anchored_background_is_the_plate_whatever_the_model(tiny, scene, 
     ctx.reference.clear()
 
 
+def test_fully_anchored_frames_show_the_plates_own_pixels_outside_the_person(tiny, scene, monkeypatch):
+    """At --anchor-steps 1.0 the decoded clip is laid over the moved plate: outside the person's
+    pixel region the frames are the plate's pixels exactly (not their VAE round trip), on it they
+    are the decoder's, blended over the feathered ramp; with fewer anchored steps nothing is pasted."""
+    ref, clip = scene
+    w = _warp(ref)
+    p = GenerateParams(background="anchored", anchor_steps=1.0, steps=3, guidance_scale=1.0)
+    anchor, _ = warp_conditions(tiny, w, clip, p, "anchored")
+    assert anchor.pixels.shape == (4, S, S, 3) and anchor.pixel_keep.shape == (4, S, S)
+    monkeypatch.setattr(type(tiny), "_predict", lambda self, *a, **k: torch.zeros_like(a[1]))
+    ctx = tiny.encode_reference(ref.image, S, S)
+    decoded, decode = [], type(tiny).decode_latents
+    monkeypatch.setattr(type(tiny), "decode_latents", lambda self, lat: decoded.append(decode(self, lat)) or decoded[-1])
+    args = (ctx, clip.pose_maps, None, None, 0)
+    frames = tiny.generate_clip(*args, num_inference_steps=3, guidance_scale=1.0, anchor=anchor)
+    held, person = anchor.pixel_keep == 1.0, anchor.pixel_keep == 0.0
+    ramp = ~held & ~person
+    assert held.mean() > 0.5 and person.mean() > 0.03 and ramp.mean() > 0.01
+    np.testing.assert_array_equal(frames[held], anchor.pixels[held])
+    assert np.abs(decoded[0][held].astype(int) - anchor.pixels[held]).mean() > 1  # a VAE round trip differs
+    np.testing.assert_array_equal(frames[person], decoded[0][person])
+    a = anchor.pixel_keep[ramp][:, None]  # in between: the blend of the two
+    want = np.rint(a * anchor.pixels[ramp] + (1 - a) * decoded[0][ramp].astype(np.float32))
+    np.testing.assert_array_equal(frames[ramp], want.astype(np.uint8))
+    # the region covers the moved person: every pixel of its alpha is the decoder's
+    alpha = np.stack([w.render_layers(clip.keypoints[t], clip.scores[t], clip.tracks[t], clip.visible[t],
+                                      clip.tracks_origin)[2] for t in range(4)])
+    assert (anchor.pixel_keep[alpha > 0.05] == 0).all()
+    partly = Anchor(anchor.latents, anchor.keep, 0.8, anchor.pixels, anchor.pixel_keep)
+    frames = tiny.generate_clip(*args, num_inference_steps=3, guidance_scale=1.0, anchor=partly)
+    np.testing.assert_array_equal(frames, decoded[-1])  # the model's last steps stand
+    ctx.reference.clear()
+
+
 def test_window_mode_holds_the_whole_videos_background_too(tiny, scene, monkeypatch):
     """AnimateAnyone's window scheme with the anchor over every frame: with a model that predicts
     zero, the held latents are the plate's after the last step; the person's region is not."""
@@ -132,6 +166,9 @@ def test_window_mode_holds_the_whole_videos_background_too(tiny, scene, monkeypa
     assert held.mean() > 0.1 and gap[held].max() < 1e-5
     assert gap[free].mean() > 0.1
     np.testing.assert_array_equal(lat[0].amax(0).numpy()[free], free_run[0].amax(0).numpy()[free])
+    frames = tiny(ref.image, clip.pose_maps, None, anchor=anchor, **{**common, "output_type": "np"})
+    outside = anchor.pixel_keep == 1.0  # laid over the plate here too
+    np.testing.assert_array_equal(frames[outside], anchor.pixels[outside])
     with pytest.raises(InputError, match="long_video='window'"):
         tiny(ref.image, clip.pose_maps, None, clip_length=2, num_inference_steps=1, anchor=anchor)
 

@@ -30,7 +30,7 @@ import os
 import time
 
 NAME = "generate"
-VERSION = 1
+VERSION = 2  # 2: the anchored background at --anchor-steps 1.0 is the plate's own pixels (Anchor.paste)
 _DELAY = float(os.environ.get("FGBG_CLIP_DELAY_S", "0") or 0)
 OVERLAP = 1  # clip c > 0 starts on the last frame of clip c-1 (PAPER.md, condition concatenation)
 
