@@ -14,11 +14,13 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 # A clone of fgbg stands alone: nothing the suite runs in this process may open a file in a folder
 # beside the repository (developers' and CI machines keep team folders there that a user's clone
 # does not have). The audit hook sees every Python-level open (open, Path.read_*, numpy, json) and
-# fails it by name. Hidden siblings (.cache, .config) are the tools' own; a clone directly in / or
-# in the home folder has no project siblings, so there the guard is off.
+# fails it by name. Hidden siblings (.cache, .config) are the tools' own; a clone directly in /, in
+# the home folder or in the temporary folder (where pytest's own tmp_path folders are siblings) has
+# no project siblings, so there the guard is off.
 _REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..")) + os.sep
 _PARENT = os.path.dirname(_REPO.rstrip(os.sep)) + os.sep
-_GUARDED = _PARENT not in (os.sep, os.path.realpath(os.path.expanduser("~")) + os.sep)
+_UNGUARDED = (os.sep, os.path.expanduser("~"), __import__("tempfile").gettempdir())
+_GUARDED = _PARENT not in {os.path.join(os.path.realpath(p), "") for p in _UNGUARDED}
 
 
 def _beside_the_clone(path: str) -> bool:

@@ -13,7 +13,8 @@ def test_opening_a_file_beside_the_repository_fails_by_name():
     from tests.conftest import _GUARDED
 
     if not _GUARDED:
-        pytest.skip("this clone sits in / or the home folder: no project folders beside it to guard")
+        pytest.skip("this clone sits in /, the home folder or the temporary folder: no project folders "
+                    "beside it to guard")
     with pytest.raises(PermissionError, match="must not read files beside the clone"):
         (REPO.parent / "team-folder" / "docs" / "PAPER.md").read_text()
     assert (REPO / "README.md").read_text()  # the clone's own files open
