@@ -82,6 +82,7 @@ bench-diffusion: $(TSTAMP)
 # fgbg eval of the demo model and a zero-track AnimateAnyone stand-in on the held-out scenes (~40 min)
 bench-anchored: $(TSTAMP)
 	$(BIN)/python bench/bench_anchored.py
+	$(BIN)/python bench/plate_tracks.py
 	$(BIN)/python bench/eval_anchored.py
 
 # one prepared script for a lent GPU machine (at most 8 minutes, one markdown table); on the CPU: --smoke

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from fgbg.backends.base import ClipInputs, Reference  # noqa: E402
-from fgbg.backends.generate.diffusion import (background_mode, check_background, person_keep,  # noqa: E402
-                                              warp_conditions)
+from fgbg.backends.generate.anchor import person_keep, warp_conditions  # noqa: E402
+from fgbg.backends.generate.diffusion import background_mode, check_background  # noqa: E402
 from fgbg.diffusion.pipeline import Anchor  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 from fgbg.params import GenerateParams  # noqa: E402

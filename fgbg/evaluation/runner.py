@@ -74,7 +74,7 @@ def reconstruct(pipe, scene, variant: str, *, clip_length: int, steps: int, guid
     warp = params = None
     if variant in WARP_VARIANTS:
         from ..backends.base import ClipInputs, Reference
-        from ..backends.generate.diffusion import warp_conditions
+        from ..backends.generate.anchor import warp_conditions
         from ..backends.generate.warp import WarpGenerator
         from ..params import GenerateParams
 
